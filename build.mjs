@@ -1,0 +1,35 @@
+// Builds the package: esbuild bundles (library entry, worker entry, CLI),
+// .d.ts files from tsc, and with --tests the C helper the tests run.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+
+const root = new URL('.', import.meta.url).pathname;
+const withTests = process.argv.includes('--tests');
+
+rmSync(`${root}dist`, { recursive: true, force: true });
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: true,
+  packages: 'external',
+  logLevel: 'warning',
+};
+
+await build({
+  ...common,
+  entryPoints: { index: 'src/main/index.ts', worker: 'src/worker/entry.ts' },
+  outdir: 'dist',
+  absWorkingDir: root,
+});
+
+execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.json`], { stdio: 'inherit' });
+
+if (withTests) {
+  mkdirSync(`${root}test/helper/build`, { recursive: true });
+  execFileSync('cc', ['-std=gnu11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',
+    '-o', `${root}test/helper/build/commandhelper`, `${root}test/helper/commandhelper.c`], { stdio: 'inherit' });
+}

@@ -1,0 +1,305 @@
+import { format } from 'node:util';
+import { writeSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { CommandError, invalidArgument } from '../shared/errors.js';
+import { commandLine, type CommandLineOptions } from '../shared/quote.js';
+import {
+  DEFAULT_MAX_BUFFER,
+  type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd,
+} from '../shared/spec.js';
+import {
+  checkByteCount, checkEnvName, checkEnvValue, checkFd, checkPath, toArg, toBytes, type ArgValue,
+} from './validate.js';
+import { resolveBinary } from '../shared/resolve.js';
+import { runCommand, runCommandAsync, type RunOptions } from './run.js';
+import type { RunResult } from './result.js';
+import type { RunningCommand } from './running.js';
+
+export type { ArgValue } from './validate.js';
+
+export interface CaptureOptions {
+  /** 'utf8' (default) gives strings; 'buffer' gives Uint8Array. */
+  encoding?: OutputEncoding;
+}
+
+export interface PassFdOptions {
+  /** Close the parent's copy once the child is spawned (or the run fails). */
+  closeParent?: boolean;
+}
+
+const COMMON_ENV = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR'] as const;
+const ENCODINGS = new Set<string>(['buffer', 'utf8', 'utf-8', 'utf16le', 'utf-16le', 'ucs2', 'ucs-2', 'latin1', 'binary', 'ascii', 'base64', 'base64url', 'hex']);
+
+/** @internal how run.ts reads a command without widening the public surface. */
+export const toSpec = Symbol('spawnpool.toSpec');
+
+/**
+ * A command to run, built step by step like libvirt's virCommand. Every
+ * setter validates at once (CommandError EINVAL) and returns `this`; the
+ * command is plain data until run, and can be run again.
+ */
+export class Command {
+  #binary: string;
+  #args: string[] = [];
+  #env: Map<string, string> | null = null;
+  #cwd: string | undefined;
+  #stdin: InputWiring = { kind: 'null' };
+  #stdout: OutputWiring = { kind: 'null' };
+  #stderr: OutputWiring = { kind: 'null' };
+  #passFds = new Map<number, PassedFd>();
+  #rawStatus = false;
+  #maxBuffer = DEFAULT_MAX_BUFFER;
+  #nonblocking = false;
+
+  constructor(binary: string, ...args: ArgValue[]) {
+    this.#binary = checkPath('new Command()', 'binary', binary, String(binary));
+    this.args(args);
+  }
+
+  /** argv[0] is the binary; the rest are its arguments. */
+  static fromArgv(argv: readonly ArgValue[]): Command {
+    if (!Array.isArray(argv) || argv.length === 0) {
+      throw invalidArgument('Command.fromArgv()', 'argv must be a non-empty array', '');
+    }
+    const [binary, ...rest] = argv;
+    return new Command(toArg('Command.fromArgv()', binary, 'argv[0]', ''), ...rest);
+  }
+
+  // ---- arguments -------------------------------------------------------
+
+  arg(value: ArgValue): this {
+    this.#args.push(toArg('arg()', value, 'argument', this.#binary));
+    return this;
+  }
+
+  /** One argument `name=value`. */
+  argPair(name: ArgValue, value: ArgValue): this {
+    const n = toArg('argPair()', name, 'name', this.#binary);
+    const v = toArg('argPair()', value, 'value', this.#binary);
+    this.#args.push(`${n}=${v}`);
+    return this;
+  }
+
+  /** printf-style, with util.format rules. */
+  argFormat(fmt: string, ...values: unknown[]): this {
+    if (typeof fmt !== 'string') throw invalidArgument('argFormat()', 'format must be a string', this.#binary);
+    this.#args.push(toArg('argFormat()', format(fmt, ...values), 'formatted argument', this.#binary));
+    return this;
+  }
+
+  args(...values: ArgValue[] | [readonly ArgValue[]]): this {
+    const list = values.length === 1 && Array.isArray(values[0]) ? values[0] : values;
+    // Convert all first, so a bad element leaves the command unchanged.
+    const converted = (list as readonly unknown[]).map((v, i) => toArg('args()', v, `argument ${i}`, this.#binary));
+    this.#args.push(...converted);
+    return this;
+  }
+
+  /** argv without the binary. */
+  getArgList(): string[] {
+    return [...this.#args];
+  }
+
+  /** The absolute path the binary resolves to now, on this process's PATH. */
+  binaryPath(): string {
+    const found = resolveBinary(this.#binary, process.env.PATH, process.cwd());
+    if (typeof found !== 'string') {
+      throw new CommandError(found.code, found.message, { command: this.toString() });
+    }
+    return found;
+  }
+
+  // ---- environment -----------------------------------------------------
+
+  #ownEnv(): Map<string, string> {
+    return (this.#env ??= new Map());
+  }
+
+  /** LC_ALL=C, and the usual login variables where set. */
+  envPassCommon(): this {
+    const env = this.#ownEnv();
+    env.set('LC_ALL', 'C');
+    for (const name of COMMON_ENV) {
+      const value = process.env[name];
+      if (value !== undefined) env.set(name, value);
+    }
+    return this;
+  }
+
+  /** Pass one variable from this process, if set now. */
+  envPass(name: string): this {
+    checkEnvName('envPass()', name, this.#binary);
+    const env = this.#ownEnv();
+    const value = process.env[name];
+    if (value !== undefined) env.set(name, checkEnvValue('envPass()', name, value, this.#binary));
+    return this;
+  }
+
+  envPair(name: string, value: ArgValue): this {
+    checkEnvName('envPair()', name, this.#binary);
+    const text = toArg('envPair()', value, `value of ${name}`, this.#binary);
+    this.#ownEnv().set(name, text);
+    return this;
+  }
+
+  envString(entry: string): this {
+    if (typeof entry !== 'string') throw invalidArgument('envString()', 'entry must be a string', this.#binary);
+    const eq = entry.indexOf('=');
+    if (eq < 0) throw invalidArgument('envString()', `${JSON.stringify(entry)} has no '='`, this.#binary);
+    const name = checkEnvName('envString()', entry.slice(0, eq), this.#binary);
+    this.#ownEnv().set(name, checkEnvValue('envString()', name, entry.slice(eq + 1), this.#binary));
+    return this;
+  }
+
+  /** Start from an empty environment. */
+  envClear(): this {
+    this.#env = new Map();
+    return this;
+  }
+
+  envXDG(baseDir: string): this {
+    const base = checkPath('envXDG()', 'baseDir', baseDir, this.#binary);
+    const env = this.#ownEnv();
+    env.set('XDG_DATA_HOME', `${base}/.local/share`);
+    env.set('XDG_CACHE_HOME', `${base}/.cache`);
+    env.set('XDG_CONFIG_HOME', `${base}/.config`);
+    return this;
+  }
+
+  // ---- process attributes ----------------------------------------------
+
+  cwd(dir: string): this {
+    this.#cwd = checkPath('cwd()', 'directory', dir, this.#binary);
+    return this;
+  }
+
+  // ---- file descriptors and stdio --------------------------------------
+
+  /** The child gets `fd` at the same number. */
+  passFd(fd: number, opts: PassFdOptions = {}): this {
+    checkFd('passFd()', fd, this.#binary, 3);
+    const closeParent = Boolean(opts.closeParent) || Boolean(this.#passFds.get(fd)?.closeParent);
+    this.#passFds.set(fd, { fd, closeParent });
+    return this;
+  }
+
+  inputFd(fd: number): this {
+    return this.#setInput('inputFd()', { kind: 'fd', fd: checkFd('inputFd()', fd, this.#binary) });
+  }
+
+  outputFd(fd: number): this {
+    return this.#setOutput('outputFd()', 'stdout', { kind: 'fd', fd: checkFd('outputFd()', fd, this.#binary) });
+  }
+
+  errorFd(fd: number): this {
+    return this.#setOutput('errorFd()', 'stderr', { kind: 'fd', fd: checkFd('errorFd()', fd, this.#binary) });
+  }
+
+  /** Fed to stdin; the child closing stdin early is not an error. */
+  inputBuffer(data: string | Uint8Array): this {
+    return this.#setInput('inputBuffer()', { kind: 'buffer', data: toBytes('inputBuffer()', data, this.#binary) });
+  }
+
+  captureOutput(opts: CaptureOptions = {}): this {
+    return this.#setOutput('captureOutput()', 'stdout', { kind: 'capture', encoding: this.#encoding('captureOutput()', opts) });
+  }
+
+  captureError(opts: CaptureOptions = {}): this {
+    return this.#setOutput('captureError()', 'stderr', { kind: 'capture', encoding: this.#encoding('captureError()', opts) });
+  }
+
+  /** stdout and stderr interleaved in write order into `result.output`. */
+  captureCombined(opts: CaptureOptions = {}): this {
+    const wiring: OutputWiring = { kind: 'combined', encoding: this.#encoding('captureCombined()', opts) };
+    this.#checkOutput('captureCombined()', 'stderr', wiring);
+    this.#setOutput('captureCombined()', 'stdout', wiring);
+    return this.#setOutput('captureCombined()', 'stderr', wiring);
+  }
+
+  /** Per captured stream; past it the child is killed (EMAXBUFFER). */
+  maxBuffer(bytes: number): this {
+    this.#maxBuffer = checkByteCount('maxBuffer()', bytes, this.#binary);
+    return this;
+  }
+
+  /** `result.status` is the raw wait status, signal deaths included. */
+  rawStatus(): this {
+    this.#rawStatus = true;
+    return this;
+  }
+
+  #encoding(method: string, opts: CaptureOptions): OutputEncoding {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument(method, 'options must be an object', this.#binary);
+    const encoding = opts.encoding ?? 'utf8';
+    if (!ENCODINGS.has(encoding)) throw invalidArgument(method, `unknown encoding ${JSON.stringify(encoding)}`, this.#binary);
+    return encoding;
+  }
+
+  #setInput(method: string, wiring: InputWiring): this {
+    if (this.#stdin.kind !== 'null' && this.#stdin.kind !== wiring.kind) {
+      throw invalidArgument(method, `stdin is already wired as ${this.#stdin.kind}`, this.#binary);
+    }
+    this.#stdin = wiring;
+    return this;
+  }
+
+  #checkOutput(method: string, stream: 'stdout' | 'stderr', wiring: OutputWiring): void {
+    const current = stream === 'stdout' ? this.#stdout : this.#stderr;
+    if (current.kind !== 'null' && current.kind !== wiring.kind) {
+      throw invalidArgument(method, `${stream} is already wired as ${current.kind}`, this.#binary);
+    }
+  }
+
+  #setOutput(method: string, stream: 'stdout' | 'stderr', wiring: OutputWiring): this {
+    this.#checkOutput(method, stream, wiring);
+    if (stream === 'stdout') this.#stdout = wiring;
+    else this.#stderr = wiring;
+    return this;
+  }
+
+  // ---- logging -----------------------------------------------------------
+
+  /** Env settings then argv, quoted only where a POSIX shell needs it. */
+  toString(opts: CommandLineOptions = {}): string {
+    return commandLine(this.#env && [...this.#env], [this.#binary, ...this.#args], opts);
+  }
+
+  /** Writes the one-line form plus a newline. */
+  writeArgLog(target: number | Writable): void {
+    const line = `${this.toString()}\n`;
+    if (typeof target === 'number') {
+      checkFd('writeArgLog()', target, this.#binary);
+      writeSync(target, line);
+    } else if (target && typeof target.write === 'function') {
+      target.write(line);
+    } else {
+      throw invalidArgument('writeArgLog()', 'target must be an fd or a Writable', this.#binary);
+    }
+  }
+
+  // ---- running -------------------------------------------------------------
+
+  run(opts?: RunOptions): Promise<RunResult> {
+    return runCommand(this[toSpec](), opts);
+  }
+
+  runAsync(opts?: RunOptions): Promise<RunningCommand> {
+    return runCommandAsync(this[toSpec](), opts);
+  }
+
+  [toSpec](): CommandSpec {
+    return {
+      binary: this.#binary,
+      args: [...this.#args],
+      env: this.#env && [...this.#env],
+      cwd: this.#cwd,
+      stdin: this.#stdin,
+      stdout: this.#stdout,
+      stderr: this.#stderr,
+      passFds: [...this.#passFds.values()],
+      rawStatus: this.#rawStatus,
+      maxBuffer: this.#maxBuffer,
+      nonblockingFds: this.#nonblocking,
+    };
+  }
+}

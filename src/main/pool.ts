@@ -1,0 +1,140 @@
+import { availableParallelism } from 'node:os';
+import { BroadcastChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { CommandError } from '../shared/errors.js';
+import type { RunOutcome, RunTask } from '../shared/protocol.js';
+import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
+
+export interface SpawnPoolOptions {
+  /** Worker threads; default: the number of cores. */
+  threads?: number;
+  /** Runs that may wait for a worker; past it, run() rejects EQUEUEFULL. */
+  maxQueue?: number;
+  /** An idle worker above the minimum stops after this long. */
+  idleTimeoutMs?: number;
+  engine?: 'native' | 'node';
+}
+
+export interface PoolStats {
+  readonly threads: number;
+  /** Runs a worker is carrying out now. */
+  readonly running: number;
+  /** Runs waiting for a worker. */
+  readonly queued: number;
+  /** Runs whose child exited with status 0. */
+  readonly completed: number;
+  /** All other ended runs: non-zero exit, signal, timeout, abort, not started. */
+  readonly failed: number;
+}
+
+/** Children each worker carries at once before runs queue. */
+const RUNS_PER_THREAD = 256;
+
+let poolSerial = 0;
+
+/** @internal run.ts submits through this, keeping it off the public surface. */
+export const submit = Symbol('spawnpool.submit');
+
+/**
+ * Worker threads that spawn, feed, capture and reap children, many per
+ * thread. An idle pool holds no reference on the event loop.
+ */
+export class SpawnPool {
+  readonly #piscina: Piscina;
+  readonly #channelName: string;
+  #state: 'open' | 'closing' | 'destroyed' = 'open';
+  #inFlight = 0;
+  #completed = 0;
+  #failed = 0;
+
+  constructor(opts: SpawnPoolOptions = {}) {
+    if (opts === null || typeof opts !== 'object') throw new CommandError('EINVAL', 'SpawnPool: options must be an object', { command: '' });
+    const threads = checkCount('threads', opts.threads) ?? availableParallelism();
+    const maxQueue = checkCount('maxQueue', opts.maxQueue, 0) ?? Infinity;
+    const engine = opts.engine ?? 'node';
+    if (engine !== 'native' && engine !== 'node') {
+      throw new CommandError('EINVAL', `SpawnPool: engine must be 'native' or 'node', got ${String(engine)}`, { command: '' });
+    }
+    this.#channelName = `spawnpool:${process.pid}:${++poolSerial}`;
+    const workerData: WorkerConfig = { engine, channel: this.#channelName };
+    this.#piscina = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: threads,
+      maxThreads: threads,
+      maxQueue,
+      idleTimeout: checkCount('idleTimeoutMs', opts.idleTimeoutMs, 0) ?? 30_000,
+      concurrentTasksPerWorker: RUNS_PER_THREAD,
+      // Workers run async I/O between tasks; Atomics.wait would block it.
+      atomics: 'disabled',
+      workerData,
+    });
+  }
+
+  /** @internal */
+  async [submit](task: RunTask, command: string): Promise<RunOutcome> {
+    if (this.#state !== 'open') {
+      throw new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command });
+    }
+    this.#inFlight++;
+    try {
+      const transferList = task.port ? [task.port as MessagePort] : [];
+      const outcome = (await this.#piscina.run(task, { transferList })) as RunOutcome;
+      if (!outcome.failure && outcome.rawStatus === 0) this.#completed++;
+      else this.#failed++;
+      return outcome;
+    } catch (err) {
+      this.#failed++;
+      throw this.#taskError(err, command);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  #taskError(err: unknown, command: string): CommandError {
+    const message = err instanceof Error ? err.message : String(err);
+    if (/queue is at limit/i.test(message)) {
+      return new CommandError('EQUEUEFULL', `Cannot run ${command}: the pool's queue is full`, { command, cause: err });
+    }
+    if (this.#state === 'destroyed' || /terminated|destroyed|closed/i.test(message)) {
+      return new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool was destroyed`, { command, cause: err });
+    }
+    return new CommandError('ESPAWN', `Cannot run ${command}: worker failed: ${message}`, { command, cause: err });
+  }
+
+  stats(): PoolStats {
+    const queued = this.#piscina.queueSize;
+    return {
+      threads: this.#piscina.threads.length,
+      running: Math.max(0, this.#inFlight - queued),
+      queued,
+      completed: this.#completed,
+      failed: this.#failed,
+    };
+  }
+
+  /** Finish what runs and what is queued, refuse new work, stop the workers. */
+  async close(): Promise<void> {
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    await this.#piscina.close();
+  }
+
+  /** Kill every child (SIGKILL), reap them, stop the workers. */
+  async destroy(): Promise<void> {
+    if (this.#state === 'destroyed') return;
+    this.#state = 'destroyed';
+    const channel = new BroadcastChannel(this.#channelName);
+    channel.postMessage(DESTROY_MESSAGE);
+    channel.close();
+    // Runs end once their children are reaped; only then stop the threads.
+    await this.#piscina.close({ force: true });
+  }
+}
+
+function checkCount(name: string, value: unknown, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new CommandError('EINVAL', `SpawnPool: ${name} must be an integer >= ${min}, got ${String(value)}`, { command: '' });
+  }
+  return value;
+}

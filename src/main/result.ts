@@ -1,0 +1,83 @@
+import type { OutputEncoding } from '../shared/spec.js';
+
+export interface RunResult {
+  readonly pid: number;
+  /** Exit status; the raw wait status with `.rawStatus()`. */
+  readonly status: number;
+  /** The terminating signal, when `.rawStatus()` let a signal death resolve. */
+  readonly signal?: NodeJS.Signals | undefined;
+  readonly stdout?: string | Uint8Array | undefined;
+  readonly stderr?: string | Uint8Array | undefined;
+  /** stdout and stderr interleaved, with `.captureCombined()`. */
+  readonly output?: string | Uint8Array | undefined;
+  readonly durationMs: number;
+  /** `toString()` of the command that ran. */
+  readonly command: string;
+  readonly daemonPid?: number | undefined;
+}
+
+/** Decoded on first read, so a caller that never looks pays nothing. */
+export class LazyText {
+  #value: string | Uint8Array | undefined;
+  #decoded = false;
+
+  constructor(private readonly bytes: Uint8Array | undefined, private readonly encoding: OutputEncoding) {}
+
+  get value(): string | Uint8Array {
+    if (!this.#decoded) {
+      const bytes = this.bytes ?? new Uint8Array(0);
+      this.#value = this.encoding === 'buffer'
+        ? bytes
+        : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(this.encoding);
+      this.#decoded = true;
+    }
+    return this.#value!;
+  }
+}
+
+export interface ResultFields {
+  readonly pid: number;
+  readonly status: number;
+  readonly signal: NodeJS.Signals | undefined;
+  readonly stdout: LazyText | undefined;
+  readonly stderr: LazyText | undefined;
+  readonly output: LazyText | undefined;
+  readonly durationMs: number;
+  readonly command: string;
+}
+
+/** A RunResult whose captured streams are decoded when first read. */
+export class CompletedRun implements RunResult {
+  readonly pid: number;
+  readonly status: number;
+  readonly signal: NodeJS.Signals | undefined;
+  readonly durationMs: number;
+  readonly command: string;
+  readonly #fields: ResultFields;
+
+  constructor(fields: ResultFields) {
+    this.#fields = fields;
+    this.pid = fields.pid;
+    this.status = fields.status;
+    this.signal = fields.signal;
+    this.durationMs = fields.durationMs;
+    this.command = fields.command;
+  }
+
+  get stdout(): string | Uint8Array | undefined {
+    return this.#fields.stdout?.value;
+  }
+
+  get stderr(): string | Uint8Array | undefined {
+    return this.#fields.stderr?.value;
+  }
+
+  get output(): string | Uint8Array | undefined {
+    return this.#fields.output?.value;
+  }
+
+  toJSON(): object {
+    const { pid, status, signal, stdout, stderr, output, durationMs, command } = this;
+    return { pid, status, signal, stdout, stderr, output, durationMs, command };
+  }
+}

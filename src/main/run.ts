@@ -1,0 +1,129 @@
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import * as Comlink from 'comlink';
+import { CommandError } from '../shared/errors.js';
+import { commandLine } from '../shared/quote.js';
+import type { ChildControl, RunOutcome, RunTask } from '../shared/protocol.js';
+import type { CommandSpec } from '../shared/spec.js';
+import { defaultPool } from './default-pool.js';
+import { activeDryRun } from './dry-run.js';
+import { checkOptions, type CheckedOptions, type RunOptions } from './options.js';
+import { submit } from './pool.js';
+import { settle } from './outcome.js';
+import type { RunResult } from './result.js';
+import { RunningCommand, type RunHandle } from './running.js';
+
+export type { RunOptions } from './options.js';
+
+/** The child's environment as the worker passes it: inherit means this thread's process.env now. */
+function childEnv(spec: CommandSpec): string[] {
+  if (spec.env) return spec.env.map(([k, v]) => `${k}=${v}`);
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out.push(`${k}=${v}`);
+  return out;
+}
+
+function makeTask(spec: CommandSpec, o: CheckedOptions, port: MessagePort | undefined): RunTask {
+  return {
+    spec,
+    env: childEnv(spec),
+    searchPath: process.env.PATH,
+    parentCwd: process.cwd(),
+    timeoutMs: o.timeoutMs,
+    killSignal: o.killSignal,
+    killGraceMs: o.killGraceMs,
+    port,
+    postedAt: performance.timeOrigin + performance.now(),
+  };
+}
+
+function abortedBeforeStart(command: string): CommandError {
+  return new CommandError('EABORTED', `Cannot run ${command}: aborted before it was spawned`, { command });
+}
+
+/**
+ * A run on a pool with a control port: what runAsync() always has, and run()
+ * when it was given an AbortSignal.
+ */
+class PooledRun implements RunHandle {
+  pid = 0;
+  readonly outcome: Promise<RunOutcome>;
+  readonly #port: MessagePort;
+  readonly #remote: Comlink.Remote<ChildControl>;
+  #over = false;
+
+  constructor(private readonly spec: CommandSpec, o: CheckedOptions, private readonly command: string) {
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    this.#remote = Comlink.wrap<ChildControl>(port1 as unknown as Comlink.Endpoint);
+    const pool = o.pool ?? defaultPool();
+    this.outcome = pool[submit](makeTask(spec, o, port2), command).finally(() => {
+      this.#over = true;
+      this.#port.close();
+    });
+    // Callers may never wait(); the outcome is still settled and observed here.
+    this.outcome.catch(() => undefined);
+  }
+
+  /** The pid once spawned; 0 when it could not be started. */
+  async spawned(): Promise<number> {
+    this.pid = await Promise.race([this.#remote.spawned(), this.outcome.then((o) => o.pid, () => 0)]);
+    return this.pid;
+  }
+
+  async finish(wantStatus: boolean): Promise<RunResult> {
+    return settle(this.spec, await this.outcome, this.command, wantStatus);
+  }
+
+  async abort(signal: number | undefined): Promise<void> {
+    if (this.#over) return;
+    await Promise.race([this.#remote.abort(signal), this.outcome.then(() => undefined, () => undefined)]);
+  }
+}
+
+export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<RunResult> {
+  const command = commandLine(spec.env, [spec.binary, ...spec.args]);
+  const o = checkOptions(opts, command);
+  const dry = activeDryRun();
+  if (dry) return settle(spec, await dry.execute(spec, command), command, o.status);
+  if (o.signal?.aborted) throw abortedBeforeStart(command);
+  if (!o.signal) {
+    const pool = o.pool ?? defaultPool();
+    return settle(spec, await pool[submit](makeTask(spec, o, undefined), command), command, o.status);
+  }
+  const run = new PooledRun(spec, o, command);
+  const onAbort = () => void run.abort(undefined);
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await run.finish(o.status);
+  } finally {
+    o.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Promise<RunningCommand> {
+  const command = commandLine(spec.env, [spec.binary, ...spec.args]);
+  const o = checkOptions(opts, command);
+  const dry = activeDryRun();
+  if (dry) {
+    const outcome = await dry.execute(spec, command);
+    return new RunningCommand({
+      pid: 0,
+      finish: async (wantStatus) => settle(spec, outcome, command, wantStatus),
+      abort: async () => undefined,
+    }, o.status);
+  }
+  if (o.signal?.aborted) throw abortedBeforeStart(command);
+  const run = new PooledRun(spec, o, command);
+  if ((await run.spawned()) === 0) {
+    // Could not start: settle() turns the outcome into its CommandError.
+    await run.finish(o.status);
+  }
+  const handle = new RunningCommand(run, o.status);
+  if (o.signal) {
+    const onAbort = () => void run.abort(undefined);
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    void run.outcome.finally(() => o.signal!.removeEventListener('abort', onAbort)).catch(() => undefined);
+  }
+  return handle;
+}

@@ -1,0 +1,56 @@
+import { CommandError } from '../shared/errors.js';
+import { signalNumber } from '../shared/status.js';
+import type { RunResult } from './result.js';
+
+export interface WaitOptions {
+  /** Resolve on any normal exit, with `result.status`; see run(). */
+  status?: boolean;
+}
+
+/** How a RunningCommand reaches its run; the dry-run and pool paths each provide one. */
+export interface RunHandle {
+  readonly pid: number;
+  /** Settles like run() once the child is reaped. */
+  finish(wantStatus: boolean): Promise<RunResult>;
+  /** Ends the child; resolves once it is reaped. */
+  abort(signal: number | undefined): Promise<void>;
+}
+
+/**
+ * A child that is running. `wait()` settles like run(); `abort()` sends the
+ * kill signal, SIGKILL after the grace period, and resolves once the child is
+ * reaped. Disposing it (`await using`) aborts it if it still runs.
+ */
+export class RunningCommand implements AsyncDisposable {
+  readonly pid: number;
+  readonly #handle: RunHandle;
+  readonly #defaultStatus: boolean;
+
+  /** @internal */
+  constructor(handle: RunHandle, defaultStatus: boolean) {
+    this.pid = handle.pid;
+    this.#handle = handle;
+    this.#defaultStatus = defaultStatus;
+  }
+
+  wait(opts: WaitOptions = {}): Promise<RunResult> {
+    return this.#handle.finish(opts.status ?? this.#defaultStatus);
+  }
+
+  abort(signal?: NodeJS.Signals | number): Promise<void> {
+    return this.#handle.abort(signal === undefined ? undefined : checkSignal(signal, 'abort()'));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.abort();
+    // The outcome (EABORTED, or how it ended before) is the caller's to ask for.
+    await this.#handle.finish(true).catch(() => undefined);
+  }
+}
+
+
+export function checkSignal(signal: unknown, where: string): number {
+  const num = signalNumber(signal as NodeJS.Signals | number);
+  if (num === undefined) throw new CommandError('EINVAL', `${where}: unknown signal ${String(signal)}`, { command: '' });
+  return num;
+}

@@ -1,0 +1,38 @@
+import type { WireFailure } from '../shared/protocol.js';
+import type { SpawnedChild } from './engine.js';
+
+const SIGKILL = 9;
+
+/**
+ * The one way a run is cut short, whatever asked (timeout, abort, maxBuffer):
+ * killSignal, then SIGKILL after the grace period; the run is over only when
+ * the child is reaped. The first reason wins.
+ */
+export class Ending {
+  #reason: WireFailure | undefined;
+  #grace: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly child: SpawnedChild,
+    private readonly killSignal: number,
+    private readonly graceMs: number,
+  ) {}
+
+  get reason(): WireFailure | undefined {
+    return this.#reason;
+  }
+
+  request(code: string, message: string, signal = this.killSignal): void {
+    if (this.#reason) return;
+    this.#reason = { code, message };
+    this.child.kill(signal);
+    if (signal !== SIGKILL) {
+      this.#grace = setTimeout(() => this.child.kill(SIGKILL), this.graceMs);
+    }
+  }
+
+  /** The child is reaped: no more signals. */
+  settle(): void {
+    clearTimeout(this.#grace);
+  }
+}

@@ -1,0 +1,50 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * The seam between what a run needs and how a child is started. The rest of
+ * the worker (feeding, capture, timeouts, reaping order) is engine-agnostic.
+ */
+
+/** What the child gets at fd 0, 1 or 2. */
+export type StdioPlan =
+  | 'null'            // /dev/null
+  | 'pipe'            // a pipe whose other end the worker holds
+  | 'stdout'          // (fd 2 only) the same pipe as fd 1, for combined capture
+  | { fd: number };   // a parent fd, dup'ed to this number
+
+export interface SpawnPlan {
+  /** Absolute path of the program. */
+  readonly file: string;
+  /** argv[0] as the caller gave it, then the arguments. */
+  readonly argv: readonly string[];
+  /** Exactly the child's environment, K=V. */
+  readonly env: readonly string[];
+  readonly cwd: string | undefined;
+  readonly stdio: readonly [StdioPlan, StdioPlan, StdioPlan];
+  /** Parent fds the child keeps at the same number; every other fd is closed. */
+  readonly keepFds: readonly number[];
+}
+
+export interface SpawnedChild {
+  readonly pid: number;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  /** Sends a signal; false when the child is already reaped. */
+  kill(signal: number): boolean;
+  /** Resolves with the raw wait status once the child is reaped. */
+  readonly exited: Promise<number>;
+}
+
+/** A spawn that failed before the program ran, with the errno name. */
+export class SpawnFailure extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface Engine {
+  readonly name: 'native' | 'node';
+  /** Rejects with SpawnFailure when the program could not be started. */
+  spawn(plan: SpawnPlan): Promise<SpawnedChild>;
+}

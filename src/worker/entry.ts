@@ -1,0 +1,38 @@
+import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
+import { BroadcastChannel } from 'node:worker_threads';
+import type { RunOutcome, RunTask } from '../shared/protocol.js';
+import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
+import type { Engine } from './engine.js';
+import { nodeEngine } from './engines/node.js';
+import { endAll, runChild } from './run-child.js';
+
+/**
+ * The pool's worker: runs many children at once, each task one run. The
+ * outcome's byte buffers are transferred to the main thread, not copied.
+ */
+
+function selectEngine(config: WorkerConfig | undefined): Engine {
+  void config;
+  return nodeEngine;
+}
+
+const config = workerData as WorkerConfig;
+const engine = selectEngine(config);
+
+const poolChannel = new BroadcastChannel(config.channel);
+poolChannel.onmessage = (event) => {
+  if ((event as MessageEvent).data === DESTROY_MESSAGE) endAll();
+};
+// The channel must not keep an otherwise idle worker alive.
+poolChannel.unref();
+
+function transferable(outcome: RunOutcome): unknown {
+  const buffers = [outcome.stdout, outcome.stderr, outcome.output, outcome.stderrTail]
+    .filter((b): b is Uint8Array => b !== undefined && b.byteLength > 0)
+    .map((b) => b.buffer);
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: outcome } as never);
+}
+
+export default async function runTask(task: RunTask): Promise<unknown> {
+  return transferable(await runChild(task, engine));
+}

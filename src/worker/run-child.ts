@@ -1,0 +1,149 @@
+import { closeSync, statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { resolveBinary } from '../shared/resolve.js';
+import { STDERR_TAIL_BYTES, type CommandSpec } from '../shared/spec.js';
+import type { RunOutcome, RunTask, WireFailure } from '../shared/protocol.js';
+import { SpawnFailure, type Engine, type SpawnedChild } from './engine.js';
+import { Capture, Tail } from './capture.js';
+import { ControlChannel } from './control.js';
+import { Ending } from './ending.js';
+import { stdioPlan } from './stdio-plan.js';
+
+const now = () => performance.timeOrigin + performance.now();
+
+/** Every run of this worker that has a child, so a pool destroy can end them all. */
+const live = new Set<Ending>();
+let destroyed = false;
+
+/** The pool is being destroyed: SIGKILL every child; runs settle once reaped. */
+export function endAll(): void {
+  destroyed = true;
+  for (const ending of live) ending.request('EPOOLCLOSED', 'killed: the pool was destroyed', 9);
+}
+
+function closeParentFds(spec: CommandSpec): void {
+  for (const { fd, closeParent } of spec.passFds) {
+    if (!closeParent) continue;
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed by the caller: nothing of ours leaks.
+    }
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+interface Timing {
+  readonly startedAt: number;
+  readonly queueWaitMs: number;
+}
+
+function notStarted(timing: Timing, failure: WireFailure): RunOutcome {
+  return {
+    pid: 0, rawStatus: undefined, failure,
+    stdout: undefined, stderr: undefined, output: undefined, stderrTail: undefined,
+    durationMs: now() - timing.startedAt, queueWaitMs: timing.queueWaitMs, spawnMs: 0,
+  };
+}
+
+/** Spawn, or say why not, with the code run() will reject with. */
+async function start(task: RunTask, engine: Engine, control: ControlChannel): Promise<SpawnedChild | WireFailure> {
+  const { spec } = task;
+  const file = resolveBinary(spec.binary, task.searchPath, task.parentCwd);
+  if (typeof file !== 'string') return file;
+  if (spec.cwd !== undefined && !isDirectory(spec.cwd)) {
+    return { code: 'ENOCWD', message: `working directory ${spec.cwd} does not exist` };
+  }
+  if (control.pendingAbort) return { code: 'EABORTED', message: 'aborted before it was spawned' };
+  if (destroyed) return { code: 'EPOOLCLOSED', message: 'the pool was destroyed' };
+  try {
+    return await engine.spawn({
+      file,
+      argv: [spec.binary, ...spec.args],
+      env: task.env,
+      cwd: spec.cwd,
+      stdio: stdioPlan(spec),
+      keepFds: spec.passFds.map((p) => p.fd),
+    });
+  } catch (err) {
+    if (!(err instanceof SpawnFailure)) throw err;
+    // The directory may have gone between the check and the exec.
+    if (err.code === 'ENOENT' && spec.cwd !== undefined && !isDirectory(spec.cwd)) {
+      return { code: 'ENOCWD', message: `working directory ${spec.cwd} does not exist` };
+    }
+    return { code: err.code, message: `cannot execute ${file}: ${err.message}` };
+  }
+}
+
+/**
+ * One run in a worker: resolve, spawn, feed, capture, end, reap. Every path
+ * out of here has reaped the child and released the control port.
+ */
+export async function runChild(task: RunTask, engine: Engine): Promise<RunOutcome> {
+  const startedAt = now();
+  const timing: Timing = { startedAt, queueWaitMs: Math.max(0, startedAt - task.postedAt) };
+  const control = new ControlChannel(task.port);
+  try {
+    const started = await start(task, engine, control).finally(() => closeParentFds(task.spec));
+    if (!('pid' in started)) return notStarted(timing, started);
+    return await supervise(task, started, control, timing);
+  } finally {
+    control.finish();
+  }
+}
+
+async function supervise(task: RunTask, child: SpawnedChild, control: ControlChannel, timing: Timing): Promise<RunOutcome> {
+  const { spec } = task;
+  const spawnMs = now() - timing.startedAt;
+  const ending = new Ending(child, task.killSignal, task.killGraceMs);
+  live.add(ending);
+  if (destroyed) endAll();
+  const overflow = () => ending.request('EMAXBUFFER', `output went past maxBuffer (${spec.maxBuffer} bytes)`, 9);
+
+  if (spec.stdin.kind === 'buffer' && child.stdin) {
+    // EPIPE here means the child closed stdin early, which is its right.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(spec.stdin.data);
+  }
+  const stdout = child.stdout && spec.stdout.kind !== 'pipe' ? new Capture(child.stdout, spec.maxBuffer, overflow) : undefined;
+  const stderr =
+    child.stderr && spec.stderr.kind === 'capture' ? new Capture(child.stderr, spec.maxBuffer, overflow) : undefined;
+  const tail = child.stderr && spec.stderr.kind === 'null' ? new Tail(child.stderr, STDERR_TAIL_BYTES) : undefined;
+
+  const timer = task.timeoutMs === undefined ? undefined
+    : setTimeout(() => ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`), task.timeoutMs);
+  const abort = (signal?: number) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal);
+  control.started(child.pid, abort);
+  if (control.pendingAbort) abort(control.pendingAbort.signal);
+
+  const rawStatus = await child.exited;
+  clearTimeout(timer);
+  ending.settle();
+  live.delete(ending);
+  const readers = [stdout, stderr, tail].filter((r) => r !== undefined);
+  // A killed child's pipes may be held open by its own children: don't wait on them.
+  if (ending.reason) for (const r of readers) r.abandon();
+  await Promise.all(readers.map((r) => r.done));
+
+  const combined = spec.stdout.kind === 'combined';
+  const captured = stdout?.bytes();
+  return {
+    pid: child.pid,
+    rawStatus,
+    failure: ending.reason,
+    stdout: combined ? undefined : captured,
+    output: combined ? captured : undefined,
+    stderr: stderr?.bytes(),
+    stderrTail: tail?.bytes(),
+    durationMs: now() - timing.startedAt,
+    queueWaitMs: timing.queueWaitMs,
+    spawnMs,
+  };
+}
