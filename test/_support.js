@@ -1,0 +1,166 @@
+// Shared fixtures for the tests: the command helper, a pool on the engine
+// under test, and the expected helper log.
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SpawnPool } from '../dist/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const HELPER = join(here, 'helper', 'build', 'commandhelper');
+const HELPER_DIR = dirname(HELPER);
+
+/** The engine this run of the suite tests: SPAWNPOOL_TEST_ENGINE, default node. */
+export const ENGINE = process.env.SPAWNPOOL_TEST_ENGINE === 'native' ? 'native' : 'node';
+
+let sharedPool;
+/** One pool per test process, on the engine under test. */
+export function pool() {
+  return (sharedPool ??= new SpawnPool({ threads: 2, engine: ENGINE }));
+}
+
+export const tmpBase = mkdtempSync(join(tmpdir(), 'spawnpool-test-'));
+let serial = 0;
+
+/**
+ * A uniquely named link to the helper; it writes its log next to the real
+ * binary under the link's name, so each test reads its own log.
+ */
+export function helper(prefix = 'h') {
+  const name = `${prefix}-${process.pid}-${++serial}`;
+  const path = join(tmpBase, name);
+  symlinkSync(HELPER, path);
+  const logPath = join(HELPER_DIR, `${name}.log`);
+  return {
+    name,
+    path,
+    dir: tmpBase,
+    logPath,
+    log() {
+      const text = readFileSync(logPath, 'utf8');
+      rmSync(logPath);
+      return text;
+    },
+    hasLog: () => existsSync(logPath),
+  };
+}
+
+/** The pgrp of this process, from /proc: the helper's DAEMON line depends on it. */
+function ownPgrp() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[2]);
+}
+
+/** What the helper prints for DAEMON when its parent is this process and it kept our group. */
+export const INHERITED_DAEMON = ownPgrp() !== process.pid ? 'yes' : 'no';
+
+export function currentUmask() {
+  const mask = process.umask();
+  return mask.toString(8).padStart(4, '0');
+}
+
+function sortBytes(list) {
+  return [...list].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+/** The environment an inheriting child gets: this thread's process.env now. */
+export function inheritedEnv() {
+  return Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+}
+
+/**
+ * The exact log the helper writes.
+ * fds: [[n, what], ...]; default: stdin and stdout /dev/null, stderr a pipe
+ * (its tail is kept for error messages).
+ */
+export function expectedLog({
+  args = [],
+  env = inheritedEnv(),
+  fds = [[0, '/dev/null'], [1, '/dev/null'], [2, 'pipe']],
+  daemon = INHERITED_DAEMON,
+  pgrp = 'inherited',
+  session = 'inherited',
+  cwd = process.cwd(),
+  umask = currentUmask(),
+} = {}) {
+  return [
+    ...args.map((a) => `ARG:${a}`),
+    ...sortBytes(env).map((e) => `ENV:${e}`),
+    ...fds.map(([n, what]) => `FD:${n} ${what}`),
+    `DAEMON:${daemon}`,
+    `PGRP:${pgrp}`,
+    `SESSION:${session}`,
+    `CWD:${cwd}`,
+    `UMASK:${umask}`,
+    '',
+  ].join('\n');
+}
+
+/** The helper's echo of `data` on one stream. */
+export const echoed = (data, stream = 'STDOUT') => `BEGIN ${stream}\n${data}END ${stream}\n`;
+
+/** Open fds of this process, as numbers. */
+export function openFds() {
+  return readdirSyncSafe('/proc/self/fd').map(Number).sort((a, b) => a - b);
+}
+
+function readdirSyncSafe(dir) {
+  try { return readdirSync(dir); } catch { return []; }
+}
+
+/** 'zombie', 'alive' or 'gone' for a pid, from /proc. */
+export function processState(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' ? 'zombie' : 'alive';
+  } catch {
+    return 'gone';
+  }
+}
+
+/** The program a pid runs now, from /proc/PID/exe. */
+export function exeOf(pid) {
+  try { return readlinkSync(`/proc/${pid}/exe`); } catch { return undefined; }
+}
+
+/** Children of this process, alive or zombie. */
+export function childrenOf(pid = process.pid) {
+  const out = [];
+  for (const entry of readdirSyncSafe('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid) out.push(Number(entry));
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}
+
+/** Rejects unless `promise` rejects with a CommandError of `code`; returns the error. */
+export async function rejectsWith(promise, code) {
+  try {
+    await promise;
+  } catch (err) {
+    if (err?.name !== 'CommandError' || err.code !== code) {
+      throw new Error(`expected CommandError ${code}, got ${err?.name} ${err?.code}: ${err?.message}`);
+    }
+    return err;
+  }
+  throw new Error(`expected CommandError ${code}, but it resolved`);
+}
+
+/** Throws unless `fn` throws a CommandError of `code`; returns the error. */
+export function throwsWith(fn, code) {
+  try {
+    fn();
+  } catch (err) {
+    if (err?.name !== 'CommandError' || err.code !== code) {
+      throw new Error(`expected CommandError ${code}, got ${err?.name} ${err?.code}: ${err?.message}`);
+    }
+    return err;
+  }
+  throw new Error(`expected CommandError ${code}, but it returned`);
+}

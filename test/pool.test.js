@@ -1,0 +1,105 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, SpawnPool } from '../dist/index.js';
+import { ENGINE, helper, processState, rejectsWith, throwsWith, tmpBase } from './_support.js';
+
+const entry = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+
+test('stats count threads, running, queued, completed and failed', async () => {
+  const p = new SpawnPool({ threads: 1, engine: ENGINE });
+  try {
+    assert.equal(p.stats(), { threads: 1, running: 0, queued: 0, completed: 0, failed: 0 });
+    const running = await new Command('/bin/sleep', '30').runAsync({ pool: p });
+    assert.is(p.stats().running, 1);
+    await new Command('/bin/true').run({ pool: p });
+    await rejectsWith(new Command('/bin/false').run({ pool: p }), 'EEXIT');
+    await rejectsWith(new Command('/nonexistent/x').run({ pool: p }), 'ENOENT');
+    await running.abort();
+    const s = p.stats();
+    assert.equal({ running: s.running, queued: s.queued, completed: s.completed, failed: s.failed }, { running: 0, queued: 0, completed: 1, failed: 3 });
+  } finally {
+    await p.destroy();
+  }
+});
+
+test('each worker runs many children at once', async () => {
+  const p = new SpawnPool({ threads: 1, engine: ENGINE });
+  try {
+    const handles = await Promise.all(Array.from({ length: 20 }, () => new Command('/bin/sleep', '30').runAsync({ pool: p })));
+    assert.is(p.stats().running, 20);
+    assert.ok(handles.every((h) => processState(h.pid) === 'alive'));
+    await Promise.all(handles.map((h) => h.abort()));
+    assert.ok(handles.every((h) => processState(h.pid) === 'gone'));
+  } finally {
+    await p.destroy();
+  }
+});
+
+test('close() finishes running work, then refuses new work with EPOOLCLOSED', async () => {
+  const p = new SpawnPool({ threads: 1, engine: ENGINE });
+  const h = helper();
+  const running = new Command(h.path, '--no-log', '--sleep', '100').captureOutput().run({ pool: p });
+  await new Promise((r) => setTimeout(r, 20));
+  const closing = p.close();
+  await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EPOOLCLOSED');
+  assert.is((await running).status, 0);
+  await closing;
+  await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EPOOLCLOSED');
+  await p.close();
+});
+
+test('destroy() kills every child, reaps it, and stops the workers', async () => {
+  const p = new SpawnPool({ threads: 2, engine: ENGINE });
+  const handles = await Promise.all(Array.from({ length: 6 }, () => new Command('/bin/sleep', '30').runAsync({ pool: p })));
+  const plain = new Command('/bin/sleep', '30').run({ pool: p });
+  await new Promise((r) => setTimeout(r, 50));
+  await p.destroy();
+  for (const h of handles) {
+    assert.is(processState(h.pid), 'gone');
+    const err = await rejectsWith(h.wait(), 'EPOOLCLOSED');
+    assert.is(err.signal, 'SIGKILL');
+  }
+  await rejectsWith(plain, 'EPOOLCLOSED');
+  await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EPOOLCLOSED');
+  assert.is(p.stats().threads, 0);
+  await p.destroy();
+});
+
+test('bad pool options are EINVAL', () => {
+  throwsWith(() => new SpawnPool({ threads: 0 }), 'EINVAL');
+  throwsWith(() => new SpawnPool({ threads: 1.5 }), 'EINVAL');
+  throwsWith(() => new SpawnPool({ maxQueue: -1 }), 'EINVAL');
+  throwsWith(() => new SpawnPool({ engine: 'fork' }), 'EINVAL');
+  throwsWith(() => new SpawnPool(null), 'EINVAL');
+});
+
+test('maxQueue: runs past it reject EQUEUEFULL', async () => {
+  const p = new SpawnPool({ threads: 1, maxQueue: 1, engine: ENGINE });
+  try {
+    // Fill the worker (256 at once), then the queue.
+    const busy = Array.from({ length: 256 }, () => new Command('/bin/sleep', '30').runAsync({ pool: p }));
+    const handles = await Promise.all(busy);
+    const queued = new Command('/bin/true').run({ pool: p });
+    await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EQUEUEFULL');
+    await Promise.all(handles.map((h) => h.abort()));
+    assert.is((await queued).status, 0);
+  } finally {
+    await p.destroy();
+  }
+});
+
+test('a script that runs one command on the default pool exits by itself', () => {
+  const script = join(tmpBase, 'one-shot.mjs');
+  writeFileSync(script, `import { Command } from ${JSON.stringify(entry)};\n` +
+    `const r = await new Command('/bin/echo', 'hi').captureOutput().run();\nprocess.stdout.write(r.stdout);\n`);
+  const res = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+  assert.is(res.signal, null, 'the script did not exit by itself');
+  assert.is(res.status, 0, res.stderr);
+  assert.is(res.stdout, 'hi\n');
+});
+
+test.run();
