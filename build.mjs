@@ -28,6 +28,9 @@ await build({
 
 execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.json`], { stdio: 'inherit' });
 
+// The native engine; a failed build only warns (the pool falls back).
+execFileSync(process.execPath, [`${root}scripts/build-native.mjs`], { stdio: 'inherit' });
+
 if (withTests) {
   mkdirSync(`${root}test/helper/build`, { recursive: true });
   execFileSync('cc', ['-std=gnu11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',

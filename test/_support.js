@@ -87,7 +87,7 @@ export function expectedLog({
   return [
     ...args.map((a) => `ARG:${a}`),
     ...sortBytes(env).map((e) => `ENV:${e}`),
-    ...fds.map(([n, what]) => `FD:${n} ${what}`),
+    ...engineFds(fds).map(([n, what]) => `FD:${n} ${what}`),
     `DAEMON:${daemon}`,
     `PGRP:${pgrp}`,
     `SESSION:${session}`,
@@ -95,6 +95,44 @@ export function expectedLog({
     `UMASK:${umask}`,
     '',
   ].join('\n');
+}
+
+/**
+ * The fd table the engine under test gives the child. The native engine
+ * gives exactly what was asked. child_process (libuv) makes its stdio pipes
+ * socketpairs, and cannot close what this process holds without
+ * close-on-exec: those fds reach the child too.
+ */
+function engineFds(fds) {
+  if (ENGINE !== 'node') return fds;
+  const table = new Map(fds.map(([n, what]) => [n, what === 'pipe' ? 'socket' : what]));
+  for (const fd of inheritableFds()) if (!table.has(fd)) table.set(fd, fdDescription(fd));
+  return [...table].sort(([a], [b]) => a - b);
+}
+
+const O_CLOEXEC = 0o2000000;
+
+/** Fds above 2 of this process without close-on-exec. */
+export function inheritableFds() {
+  return openFds().filter((fd) => {
+    if (fd <= 2) return false;
+    try {
+      return (fdFlags(fd) & O_CLOEXEC) === 0;
+    } catch {
+      return false; // the fd that read /proc/self/fd, already closed
+    }
+  });
+}
+
+const fdFlags = (fd) => parseInt(/^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0', 8);
+
+const O_NONBLOCK = 0o4000;
+
+/** How the helper describes one of our fds: its path or pipe/socket/anon_inode, and nonblock. */
+function fdDescription(fd) {
+  const target = readlinkSync(`/proc/self/fd/${fd}`);
+  const kind = /^(pipe|socket|anon_inode):/.exec(target)?.[1] ?? target;
+  return (fdFlags(fd) & O_NONBLOCK) !== 0 ? `${kind} nonblock` : kind;
 }
 
 /** The helper's echo of `data` on one stream. */

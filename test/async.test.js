@@ -1,11 +1,21 @@
 // runAsync(): pid once spawned, wait(), abort() with grace, asyncDispose,
 // timeouts and AbortSignals; every child reaped.
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Command } from '../dist/index.js';
 import { pool, helper, echoed, processState, exeOf, rejectsWith, HELPER } from './_support.js';
 
 const opts = (more = {}) => ({ pool: pool(), ...more });
+
+/** Resolves once the shell has set its trap: SIGTERM (bit 15) shows in SigIgn. */
+async function ignoresSigterm(pid) {
+  for (;;) {
+    const line = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (line && (BigInt(`0x${line[1]}`) & (1n << 14n)) !== 0n) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 test('runAsync resolves once spawned, with the pid of the running child', async () => {
   const h = helper();
@@ -55,7 +65,7 @@ test('abort() sends SIGTERM, the child is reaped before it resolves, wait() reje
 test('abort() escalates to SIGKILL after killGraceMs when the signal is ignored', async () => {
   const running = await new Command('/bin/sh', '-c', 'trap "" TERM; echo ready; exec sleep 30')
     .captureOutput().runAsync(opts({ killGraceMs: 50 }));
-  await new Promise((r) => setTimeout(r, 100)); // let the trap be set
+  await ignoresSigterm(running.pid);
   await running.abort();
   assert.is(processState(running.pid), 'gone');
   const err = await rejectsWith(running.wait(), 'EABORTED');
@@ -71,14 +81,18 @@ test('abort(signal) sends that signal', async () => {
   await rejectsWith(running.abort('SIGBOGUS'), 'EINVAL');
 });
 
-test('await using aborts and reaps a child still running at scope exit', async () => {
-  let pid;
-  {
-    await using running = await new Command('/bin/sleep', '30').runAsync(opts());
-    pid = running.pid;
-    assert.is(processState(pid), 'alive');
-  }
-  assert.is(processState(pid), 'gone');
+// What `await using running = ...` does at scope exit (Node 20 cannot parse it).
+test('Symbol.asyncDispose aborts and reaps a child still running', async () => {
+  const running = await new Command('/bin/sleep', '30').runAsync(opts());
+  assert.is(processState(running.pid), 'alive');
+  await running[Symbol.asyncDispose]();
+  assert.is(processState(running.pid), 'gone');
+  await rejectsWith(running.wait(), 'EABORTED');
+  // Disposing of a finished run is a no-op.
+  const done = await new Command('/bin/true').runAsync(opts());
+  await done.wait();
+  await done[Symbol.asyncDispose]();
+  assert.is((await done.wait()).status, 0);
 });
 
 test('timeoutMs ends the child: ETIMEDOUT, reaped', async () => {

@@ -55,15 +55,14 @@ test('close() finishes running work, then refuses new work with EPOOLCLOSED', as
 test('destroy() kills every child, reaps it, and stops the workers', async () => {
   const p = new SpawnPool({ threads: 2, engine: ENGINE });
   const handles = await Promise.all(Array.from({ length: 6 }, () => new Command('/bin/sleep', '30').runAsync({ pool: p })));
-  const plain = new Command('/bin/sleep', '30').run({ pool: p });
-  await new Promise((r) => setTimeout(r, 50));
+  const plain = rejectsWith(new Command('/bin/sleep', '30').run({ pool: p }), 'EPOOLCLOSED');
   await p.destroy();
   for (const h of handles) {
     assert.is(processState(h.pid), 'gone');
     const err = await rejectsWith(h.wait(), 'EPOOLCLOSED');
     assert.is(err.signal, 'SIGKILL');
   }
-  await rejectsWith(plain, 'EPOOLCLOSED');
+  await plain;
   await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EPOOLCLOSED');
   assert.is(p.stats().threads, 0);
   await p.destroy();

@@ -38,9 +38,12 @@ test('a non-zero exit rejects EEXIT with exitStatus and the stderr tail in the m
 
 test('the stderr tail is the last few KiB, not the whole stream', async () => {
   const h = helper();
-  const err = await rejectsWith(new Command(h.path, '--no-log', '--spam-stderr', '1000000', '--stderr', 'the last words', '--exit', '1').run(opts()), 'EEXIT');
-  assert.match(err.message, /the last words$/);
-  assert.ok(err.message.length < 5000 + err.command.length);
+  // The helper writes the --stderr text first, then the spam, then its END STDERR line.
+  const err = await rejectsWith(new Command(h.path, '--no-log', '--stderr', 'the first words', '--spam-stderr', '1000000', '--exit', '1').run(opts()), 'EEXIT');
+  assert.match(err.message, /xxxxBEGIN STDERR\nEND STDERR$/);
+  // Only in the command line the message starts with, not in the tail.
+  assert.is(err.message.split('the first words').length, 2);
+  assert.ok(err.message.length < 4096 + 200 + err.command.length);
 });
 
 test('a captured stderr also feeds the message, and is on the error', async () => {
@@ -116,6 +119,11 @@ test('ENOEXEC: an executable file of no known format', async () => {
   writeFileSync(path, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0]));
   chmodSync(path, 0o755);
   await rejectsWith(new Command(path).run(opts()), 'ENOEXEC');
+  // A text file without "#!" is no script: execve refuses it, no shell runs it.
+  const text = join(tmpBase, 'text');
+  writeFileSync(text, 'echo should not run\n');
+  chmodSync(text, 0o755);
+  await rejectsWith(new Command(text).captureOutput().run(opts()), 'ENOEXEC');
 });
 
 test('ENOCWD: a missing working directory', async () => {

@@ -4,6 +4,7 @@ import { Piscina } from 'piscina';
 import { CommandError } from '../shared/errors.js';
 import type { RunOutcome, RunTask } from '../shared/protocol.js';
 import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
+import { chooseEngine } from './engine-choice.js';
 
 export interface SpawnPoolOptions {
   /** Worker threads; default: the number of cores. */
@@ -44,6 +45,8 @@ export class SpawnPool {
   readonly #channelName: string;
   #state: 'open' | 'closing' | 'destroyed' = 'open';
   #inFlight = 0;
+  /** Every submitted run until it settles, so destroy() can wait for the reaping. */
+  readonly #runs = new Set<Promise<unknown>>();
   #completed = 0;
   #failed = 0;
 
@@ -51,10 +54,7 @@ export class SpawnPool {
     if (opts === null || typeof opts !== 'object') throw new CommandError('EINVAL', 'SpawnPool: options must be an object', { command: '' });
     const threads = checkCount('threads', opts.threads) ?? availableParallelism();
     const maxQueue = checkCount('maxQueue', opts.maxQueue, 0) ?? Infinity;
-    const engine = opts.engine ?? 'node';
-    if (engine !== 'native' && engine !== 'node') {
-      throw new CommandError('EINVAL', `SpawnPool: engine must be 'native' or 'node', got ${String(engine)}`, { command: '' });
-    }
+    const engine = chooseEngine(opts.engine);
     this.#channelName = `spawnpool:${process.pid}:${++poolSerial}`;
     const workerData: WorkerConfig = { engine, channel: this.#channelName };
     this.#piscina = new Piscina({
@@ -78,7 +78,10 @@ export class SpawnPool {
     this.#inFlight++;
     try {
       const transferList = task.port ? [task.port as MessagePort] : [];
-      const outcome = (await this.#piscina.run(task, { transferList })) as RunOutcome;
+      const pending = this.#piscina.run(task, { transferList });
+      this.#runs.add(pending);
+      void pending.finally(() => this.#runs.delete(pending)).catch(() => undefined);
+      const outcome = (await pending) as RunOutcome;
       if (!outcome.failure && outcome.rawStatus === 0) this.#completed++;
       else this.#failed++;
       return outcome;
@@ -126,7 +129,10 @@ export class SpawnPool {
     const channel = new BroadcastChannel(this.#channelName);
     channel.postMessage(DESTROY_MESSAGE);
     channel.close();
-    // Runs end once their children are reaped; only then stop the threads.
+    // Runs end once their children are reaped; only then stop the threads
+    // (terminating a worker earlier would orphan its children). Queued runs
+    // reach a worker that already knows, and end without spawning.
+    while (this.#runs.size > 0) await Promise.allSettled([...this.#runs]);
     await this.#piscina.close({ force: true });
   }
 }

@@ -78,6 +78,9 @@ class PooledRun implements RunHandle {
   async abort(signal: number | undefined): Promise<void> {
     if (this.#over) return;
     await Promise.race([this.#remote.abort(signal), this.outcome.then(() => undefined, () => undefined)]);
+    // Reaped in the worker; also wait for its outcome, so that once abort()
+    // resolves the run is over everywhere (stats included).
+    await this.outcome.catch(() => undefined);
   }
 }
 

@@ -37,7 +37,7 @@ export class RunningCommand implements AsyncDisposable {
     return this.#handle.finish(opts.status ?? this.#defaultStatus);
   }
 
-  abort(signal?: NodeJS.Signals | number): Promise<void> {
+  async abort(signal?: NodeJS.Signals | number): Promise<void> {
     return this.#handle.abort(signal === undefined ? undefined : checkSignal(signal, 'abort()'));
   }
 

@@ -3,6 +3,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import type { RunOutcome, RunTask } from '../shared/protocol.js';
 import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
 import type { Engine } from './engine.js';
+import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
 import { endAll, runChild } from './run-child.js';
 
@@ -11,13 +12,9 @@ import { endAll, runChild } from './run-child.js';
  * outcome's byte buffers are transferred to the main thread, not copied.
  */
 
-function selectEngine(config: WorkerConfig | undefined): Engine {
-  void config;
-  return nodeEngine;
-}
-
 const config = workerData as WorkerConfig;
-const engine = selectEngine(config);
+// The main thread has chosen, and checked that the addon loads.
+const engine: Engine = config.engine === 'native' ? nativeEngine : nodeEngine;
 
 const poolChannel = new BroadcastChannel(config.channel);
 poolChannel.onmessage = (event) => {

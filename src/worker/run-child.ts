@@ -1,10 +1,11 @@
-import { closeSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { resolveBinary } from '../shared/resolve.js';
 import { STDERR_TAIL_BYTES, type CommandSpec } from '../shared/spec.js';
 import type { RunOutcome, RunTask, WireFailure } from '../shared/protocol.js';
 import { SpawnFailure, type Engine, type SpawnedChild } from './engine.js';
 import { Capture, Tail } from './capture.js';
+import { closeHostFd } from './close-fd.js';
 import { ControlChannel } from './control.js';
 import { Ending } from './ending.js';
 import { stdioPlan } from './stdio-plan.js';
@@ -22,14 +23,7 @@ export function endAll(): void {
 }
 
 function closeParentFds(spec: CommandSpec): void {
-  for (const { fd, closeParent } of spec.passFds) {
-    if (!closeParent) continue;
-    try {
-      closeSync(fd);
-    } catch {
-      // Already closed by the caller: nothing of ours leaks.
-    }
-  }
+  for (const { fd, closeParent } of spec.passFds) if (closeParent) closeHostFd(fd);
 }
 
 function isDirectory(path: string): boolean {
@@ -73,12 +67,13 @@ async function start(task: RunTask, engine: Engine, control: ControlChannel): Pr
       keepFds: spec.passFds.map((p) => p.fd),
     });
   } catch (err) {
-    if (!(err instanceof SpawnFailure)) throw err;
+    // Whatever an engine throws is this run's failure, never the worker's.
+    const code = err instanceof SpawnFailure ? err.code : ((err as NodeJS.ErrnoException).code ?? 'ESPAWN');
     // The directory may have gone between the check and the exec.
-    if (err.code === 'ENOENT' && spec.cwd !== undefined && !isDirectory(spec.cwd)) {
+    if (code === 'ENOENT' && spec.cwd !== undefined && !isDirectory(spec.cwd)) {
       return { code: 'ENOCWD', message: `working directory ${spec.cwd} does not exist` };
     }
-    return { code: err.code, message: `cannot execute ${file}: ${err.message}` };
+    return { code, message: `cannot execute ${file}: ${(err as Error).message}` };
   }
 }
 

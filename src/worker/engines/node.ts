@@ -1,5 +1,6 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { signalNumber, encodeExit, encodeSignal } from '../../shared/status.js';
 import { SpawnFailure, type Engine, type SpawnPlan, type SpawnedChild } from '../engine.js';
@@ -43,10 +44,59 @@ function envObject(env: readonly string[]): NodeJS.ProcessEnv {
   return out;
 }
 
+/** The first bytes of a file, or undefined when it cannot be read. */
+function head(file: string, bytes: number): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const buf = Buffer.alloc(bytes);
+    return buf.subarray(0, readSync(fd, buf, 0, bytes, 0));
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** e_machine of an ELF header (little- or big-endian per EI_DATA). */
+const elfMachine = (h: Buffer) => (h[5] === 2 ? h.readUInt16BE(18) : h.readUInt16LE(18));
+
+let hostMachine: number | undefined;
+
+/** Whether the kernel's ELF loader would take this header: what execve checks first. */
+function loadableElf(h: Buffer): boolean {
+  const ET_EXEC = 2, ET_DYN = 3;
+  if (h.length < 52 || (h[4] !== 1 && h[4] !== 2) || (h[5] !== 1 && h[5] !== 2)) return false;
+  const type = h[5] === 2 ? h.readUInt16BE(16) : h.readUInt16LE(16);
+  if (type !== ET_EXEC && type !== ET_DYN) return false;
+  hostMachine ??= elfMachine(head(process.execPath, 64)!);
+  return elfMachine(h) === hostMachine;
+}
+
+/**
+ * execvp(3), which libuv uses, runs a file execve(2) refuses with ENOEXEC
+ * through /bin/sh instead; the native engine reports ENOEXEC. Find those
+ * files first: neither "#!" nor an ELF header this machine can load, while
+ * no binfmt_misc handler is registered that might run them.
+ */
+function unknownFormat(file: string): boolean {
+  try {
+    if (readdirSync('/proc/sys/fs/binfmt_misc').some((e) => e !== 'register' && e !== 'status')) return false;
+  } catch {
+    // Not mounted: no handlers.
+  }
+  const h = head(file, 64);
+  // Unreadable (execute-only, a directory...): execve decides.
+  if (h === undefined) return false;
+  if (h.length >= 2 && h[0] === 0x23 && h[1] === 0x21) return false;
+  return !(h.length >= 4 && h.readUInt32BE(0) === 0x7f454c46 && loadableElf(h));
+}
+
 export const nodeEngine: Engine = {
   name: 'node',
 
   async spawn(plan: SpawnPlan): Promise<SpawnedChild> {
+    if (unknownFormat(plan.file)) throw new SpawnFailure('ENOEXEC', `spawn ${plan.file} ENOEXEC: exec format error`);
     let pair: [Socket, Socket] | undefined;
     const slot = (p: SpawnPlan['stdio'][number]) =>
       p === 'null' ? 'ignore' : p === 'pipe' ? 'pipe' : p === 'stdout' ? pair![0] : p.fd;

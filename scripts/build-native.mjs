@@ -1,0 +1,101 @@
+// Builds the native engine (src/worker/native/spawn.c) into
+// dist/native/spawnpool_native.node, without touching the network.
+//
+// node-gyp when one is installed (this package's, or the copy bundled with
+// npm) and Node's headers are on disk; otherwise, or if it fails, the C
+// compiler directly: the addon is one C file with no dependency but the
+// headers. A failed build is not an error (the child_process engine is the
+// fallback) unless --strict. --asan builds with AddressSanitizer, with cc.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const srcDir = join(root, 'src/worker/native');
+const outFile = join(root, 'dist/native/spawnpool_native.node');
+const strict = process.argv.includes('--strict');
+const asan = process.argv.includes('--asan');
+const CFLAGS = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'];
+
+class BuildError extends Error {}
+
+function run(file, args, cwd = root) {
+  try {
+    return execFileSync(file, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    if (err.code === 'ENOENT') throw new BuildError(`${file} not found`);
+    const output = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+    // The compiler's first error says more than "exit code 2".
+    const line = output.split('\n').find((l) => /\berror\b/.test(l)) ?? err.message.split('\n')[0];
+    throw new BuildError(line.trim(), { cause: output });
+  }
+}
+
+/** A Node install prefix whose include/node has the headers (what node-gyp calls nodedir). */
+function nodeDir() {
+  const candidates = [process.env.npm_config_nodedir, join(dirname(process.execPath), '..'), '/usr', '/usr/local'];
+  return candidates.find((dir) => dir && existsSync(join(dir, 'include/node/node_api.h')));
+}
+
+function nodeGyp() {
+  const candidates = [
+    join(root, 'node_modules/node-gyp/bin/node-gyp.js'),
+    join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'),
+  ];
+  return candidates.find((file) => existsSync(file));
+}
+
+function buildWithNodeGyp(gyp, dir) {
+  // An explicit --nodedir: node-gyp then never downloads headers.
+  run(process.execPath, [gyp, 'rebuild', '--directory', srcDir, `--nodedir=${dir}`]);
+  return join(srcDir, 'build/Release/spawnpool_native.node');
+}
+
+function buildWithCc(dir) {
+  const out = join(srcDir, 'build/cc/spawnpool_native.node');
+  mkdirSync(dirname(out), { recursive: true });
+  const sanitize = asan ? ['-fsanitize=address', '-fno-omit-frame-pointer', '-g'] : [];
+  run(process.env.CC || 'cc', [...CFLAGS, ...sanitize, '-shared', '-fPIC', '-pthread',
+    `-I${join(dir, 'include/node')}`, '-o', out, join(srcDir, 'spawn.c')]);
+  return out;
+}
+
+function build() {
+  if (process.platform !== 'linux') throw new BuildError(`it needs Linux, this is ${process.platform}`);
+  const dir = nodeDir();
+  if (!dir) throw new BuildError('no Node headers (include/node/node_api.h) found; set npm_config_nodedir');
+  const gyp = asan ? undefined : nodeGyp();
+  let built;
+  if (gyp) {
+    try {
+      built = { file: buildWithNodeGyp(gyp, dir), how: 'node-gyp' };
+    } catch (err) {
+      if (strict) console.error(`node-gyp failed (${err.message.split('\n')[0]}); trying cc`);
+    }
+  }
+  built ??= { file: buildWithCc(dir), how: asan ? 'cc, AddressSanitizer' : 'cc' };
+
+  // Still .node: require() picks the loader by extension.
+  const tmp = join(dirname(outFile), 'spawnpool_native.tmp.node');
+  mkdirSync(dirname(outFile), { recursive: true });
+  copyFileSync(built.file, tmp);
+  try {
+    // A build that compiles but cannot load (a missing symbol) is no build.
+    // An ASan build only loads with libasan preloaded: not checked here.
+    if (!asan) run(process.execPath, ['-e', `require(${JSON.stringify(tmp)})`]);
+    renameSync(tmp, outFile);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return built.how;
+}
+
+try {
+  const how = build();
+  console.log(`spawnpool: native engine built with ${how}: ${outFile}`);
+} catch (err) {
+  if (strict && err.cause) console.error(err.cause);
+  console.error(`spawnpool: native engine not built (${err.message}); the child_process engine will be used`);
+  process.exitCode = strict ? 1 : 0;
+}

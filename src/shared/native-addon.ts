@@ -1,0 +1,36 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** What src/worker/native/spawn.c exports. */
+export interface NativeAddon {
+  spawn(
+    file: string, argv: readonly string[], envp: readonly string[], cwd: string | null,
+    stdio: [number, number, number], keepFds: readonly number[],
+    flags: { setsid?: boolean; setpgid?: boolean; pdeathsig?: number },
+  ): { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
+  /** Owns the pidfd from then on; calls back once, with the raw wait status (-1: status lost). */
+  watch(pidfd: number, callback: (rawStatus: number) => void): void;
+  kill(pidfd: number, signal: number): boolean;
+  closeFd(fd: number): void;
+}
+
+export type NativeLoad = { readonly addon: NativeAddon } | { readonly reason: string };
+
+let loaded: NativeLoad | undefined;
+
+/**
+ * Loads the addon once per thread. Both bundles (dist/index.js and
+ * dist/worker.js) sit beside dist/native/, where scripts/build-native.mjs
+ * puts it; the main thread loads it only to decide which engine to use.
+ */
+export function loadNativeAddon(): NativeLoad {
+  if (loaded) return loaded;
+  if (process.platform !== 'linux') return (loaded = { reason: `it needs Linux, this is ${process.platform}` });
+  const path = fileURLToPath(new URL('./native/spawnpool_native.node', import.meta.url));
+  try {
+    loaded = { addon: createRequire(import.meta.url)(path) as NativeAddon };
+  } catch (err) {
+    loaded = { reason: `cannot load ${path}: ${(err as Error).message.split('\n')[0]}` };
+  }
+  return loaded;
+}

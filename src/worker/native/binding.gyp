@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "spawnpool_native",
+      "sources": ["spawn.c"],
+      "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
+    }
+  ]
+}

@@ -1,0 +1,770 @@
+/*
+ * spawnpool_native: the few system calls JavaScript cannot make.
+ *
+ * spawn() starts a program with clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD).
+ * The child borrows the parent's memory until it execs, so no page table is
+ * copied and the cost does not grow with the heap (fork copies the tables of
+ * the whole process, whichever thread calls it). watch() reaps the child
+ * through its pidfd on the calling thread's own libuv loop: no SIGCHLD, no
+ * waitpid(-1), nothing shared between the worker threads.
+ *
+ * The parent, in Spawn():
+ *   1. convert every argument to its C form: the child must not allocate;
+ *   2. check that the fds the caller named are open, then open /dev/null
+ *      and the pipes, all O_CLOEXEC so that no other spawn inherits them;
+ *   3. block every signal in this thread, clone, restore the mask; the
+ *      thread sleeps until the child has exec'ed or exited;
+ *   4. if a step failed: reap that one pid, close all it opened, throw;
+ *   5. close the child's ends, return the parent's.
+ *
+ * The child, child_main(), in this order. It runs on a borrowed stack in the
+ * parent's memory, so it is async-signal-safe only: no malloc, no stdio, no
+ * locks. Each step returns 0 or an errno; the first failure is written into
+ * the parent's memory with its step, and the child _exit(127)s.
+ *   1. reset_signal_handlers  every disposition to SIG_DFL: no parent handler
+ *                             may run on this stack, and a SIG_IGN (SIGPIPE,
+ *                             in Node) would survive the exec
+ *   2. unblock_signals        empty mask (the parent blocked everything)
+ *   3. start_session          setsid() or setpgid(0, 0), when asked
+ *   4. set_death_signal       PR_SET_PDEATHSIG, then check the parent lives
+ *   5. chdir                  when a cwd is given
+ *   6. lift_stdio_sources     copy up a source an earlier dup2 would clobber
+ *   7. install_stdio          dup2 each source onto 0, 1, 2
+ *   8. mark_fds_cloexec       every fd from 3 up closes at exec, including
+ *                             those the host opened without O_CLOEXEC
+ *   9. keep_fds               clear FD_CLOEXEC on each keepFd
+ *  10. execve
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Older headers: the numbers are the same on every architecture since 5.1. */
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+/* Under AddressSanitizer: the previous child never returned from its frames,
+   so their poison is still in the shadow of the reused stack. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define FRESH_STACK(base, len) __asan_unpoison_memory_region((base), (len))
+#else
+#define FRESH_STACK(base, len) ((void)0)
+#endif
+
+/* The child needs a few hundred bytes; the rest is margin for sanitizers. */
+#define CHILD_STACK_SIZE (64 * 1024)
+
+enum step {
+  STEP_NONE, STEP_SIGACTION, STEP_SIGMASK, STEP_SETSID, STEP_SETPGID, STEP_PDEATHSIG,
+  STEP_CHDIR, STEP_LIFT, STEP_DUP2, STEP_CLOEXEC, STEP_KEEP, STEP_EXECVE,
+};
+
+/* What the JS error's .syscall says for each step. */
+static const char *const step_syscall[] = {
+  [STEP_NONE] = "spawn", [STEP_SIGACTION] = "sigaction", [STEP_SIGMASK] = "sigprocmask",
+  [STEP_SETSID] = "setsid", [STEP_SETPGID] = "setpgid", [STEP_PDEATHSIG] = "prctl",
+  [STEP_CHDIR] = "chdir", [STEP_LIFT] = "fcntl", [STEP_DUP2] = "dup2",
+  [STEP_CLOEXEC] = "close_range", [STEP_KEEP] = "fcntl", [STEP_EXECVE] = "execve",
+};
+
+enum session { SESSION_KEEP, SESSION_NEW, SESSION_GROUP };
+
+/* Everything the child reads, in C form, plus where it reports failure.
+   The parent allocates it all before clone() and frees it after. */
+struct child_plan {
+  char *file;
+  char **argv;
+  char **envp;
+  char *cwd;                   /* NULL: inherit */
+  int stdio[3];                /* source fd for 0, 1, 2 */
+  int *keep;
+  uint32_t nkeep;
+  int lift_floor;              /* above 2 and above every keepFd */
+  enum session session;
+  int pdeathsig;               /* 0: none */
+  pid_t parent;
+  /* Written by the child; read once clone() has returned, which with
+     CLONE_VFORK is after the child exec'ed or exited. */
+  enum step failed_step;
+  int failed_errno;
+};
+
+/* ---- the child ---------------------------------------------------------- */
+
+static _Noreturn void child_fail(struct child_plan *p, enum step step, int err) {
+  p->failed_errno = err;
+  p->failed_step = step;
+  _exit(127);
+}
+
+static int reset_signal_handlers(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    /* glibc refuses the two real-time signals it keeps for itself (EINVAL).
+       They are only ever sent to threads glibc knows, which this child is
+       not, and exec resets their handlers. */
+    if (sigaction(sig, &dfl, NULL) != 0 && errno != EINVAL) return errno;
+  }
+  return 0;
+}
+
+static int unblock_signals(void) {
+  sigset_t none;
+  sigemptyset(&none);
+  return sigprocmask(SIG_SETMASK, &none, NULL) == 0 ? 0 : errno;
+}
+
+static int start_session(enum session session) {
+  if (session == SESSION_NEW) return setsid() < 0 ? errno : 0;
+  return setpgid(0, 0) < 0 ? errno : 0;
+}
+
+/* The kernel sends it when the *thread* that cloned us ends, not the process:
+   from a worker thread, that is when the worker exits. */
+static int set_death_signal(int sig, pid_t parent) {
+  if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0UL, 0UL, 0UL) != 0) return errno;
+  /* A parent that died before the prctl will never send it. */
+  return getppid() == parent ? 0 : ESRCH;
+}
+
+/* install_stdio() fills 0, 1, 2 in that order, so a source numbered below its
+   slot may already be overwritten when its turn comes (stdout and stderr
+   swapped: 2 -> 1 then 1 -> 2). Such a source is first copied up, with
+   close-on-exec, above every keepFd so that the copy can never sit at a
+   number the child keeps. A source at or above its slot is read before
+   anything writes there. */
+static int lift_stdio_sources(int src[3], int floor) {
+  for (int slot = 0; slot < 3; slot++) {
+    if (src[slot] >= slot) continue;
+    int copy = fcntl(src[slot], F_DUPFD_CLOEXEC, floor);
+    if (copy < 0) return errno;
+    src[slot] = copy;
+  }
+  return 0;
+}
+
+static int install_stdio(const int src[3]) {
+  for (int slot = 0; slot < 3; slot++) {
+    if (src[slot] == slot) {
+      /* dup2(fd, fd) does nothing, and would leave close-on-exec set. */
+      if (fcntl(slot, F_SETFD, 0) < 0) return errno;
+    } else if (dup2(src[slot], slot) < 0) {
+      return errno;
+    }
+  }
+  return 0;
+}
+
+/* Marking instead of closing keeps this one call whatever the keepFds are;
+   the kernel closes them all at exec. */
+static int mark_fds_cloexec(void) {
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+  /* ENOSYS before Linux 5.9; EINVAL for the flag before 5.11. Reading
+     /proc/self/fd would need opendir, which allocates: walk the fd space. */
+  if (errno != ENOSYS && errno != EINVAL) return errno;
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return errno;
+  int end = lim.rlim_cur > INT_MAX ? INT_MAX : (int)lim.rlim_cur;
+  for (int fd = 3; fd < end; fd++) {
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) return errno;
+  }
+  return 0;
+}
+
+static int keep_fds(const int *keep, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (fcntl(keep[i], F_SETFD, 0) < 0) return errno;
+  }
+  return 0;
+}
+
+#define STEP(id, call) do { int e_ = (call); if (e_ != 0) child_fail(p, (id), e_); } while (0)
+
+static int child_main(void *arg) {
+  struct child_plan *p = arg;
+  /* A copy on this stack: the parent's plan still names the fds it opened. */
+  int src[3] = { p->stdio[0], p->stdio[1], p->stdio[2] };
+
+  STEP(STEP_SIGACTION, reset_signal_handlers());
+  STEP(STEP_SIGMASK, unblock_signals());
+  if (p->session != SESSION_KEEP)
+    STEP(p->session == SESSION_NEW ? STEP_SETSID : STEP_SETPGID, start_session(p->session));
+  if (p->pdeathsig != 0) STEP(STEP_PDEATHSIG, set_death_signal(p->pdeathsig, p->parent));
+  if (p->cwd != NULL) STEP(STEP_CHDIR, chdir(p->cwd) == 0 ? 0 : errno);
+  STEP(STEP_LIFT, lift_stdio_sources(src, p->lift_floor));
+  STEP(STEP_DUP2, install_stdio(src));
+  STEP(STEP_CLOEXEC, mark_fds_cloexec());
+  STEP(STEP_KEEP, keep_fds(p->keep, p->nkeep));
+  execve(p->file, p->argv, p->envp);
+  child_fail(p, STEP_EXECVE, errno);
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static const char *errno_name(int err) {
+  const char *name = strerrorname_np(err);
+  return name != NULL ? name : "UNKNOWN";
+}
+
+/* Throws Error("<syscall>: <text>") with .code, .errno (negative, as Node's
+   own system errors have it) and .syscall. Returns -1 for `return throw...`. */
+static int throw_errno(napi_env env, int err, const char *syscall) {
+  const char *text = strerrordesc_np(err);
+  char message[160];
+  snprintf(message, sizeof message, "%s: %s", syscall, text != NULL ? text : "Unknown error");
+  napi_value code, msg, error, sc, num;
+  if (napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok ||
+      napi_create_error(env, code, msg, &error) != napi_ok ||
+      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", sc) != napi_ok ||
+      napi_create_int32(env, -err, &num) != napi_ok ||
+      napi_set_named_property(env, error, "errno", num) != napi_ok) {
+    napi_throw_error(env, errno_name(err), message);
+    return -1;
+  }
+  napi_throw(env, error);
+  return -1;
+}
+
+static int throw_type(napi_env env, const char *what, const char *expected) {
+  char message[128];
+  snprintf(message, sizeof message, "%s must be %s", what, expected);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return -1;
+}
+
+static int throw_range(napi_env env, const char *message) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+  return -1;
+}
+
+/* ---- arguments ---------------------------------------------------------- */
+
+static int js_string(napi_env env, napi_value v, const char *what, char **out) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return throw_type(env, what, "a string");
+  char *s = malloc(len + 1);
+  if (s == NULL) return throw_errno(env, ENOMEM, "malloc");
+  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  if (strlen(s) != len) {
+    free(s);
+    return throw_type(env, what, "a string without NUL bytes");
+  }
+  *out = s;
+  return 0;
+}
+
+/* A NULL-terminated vector and its bytes in one allocation, so the child
+   reads it as is and the parent frees it with one call. */
+static int js_string_array(napi_env env, napi_value v, const char *what, char ***out) {
+  bool is_array = false;
+  uint32_t n;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, v, &n) != napi_ok)
+    return throw_type(env, what, "an array of strings");
+  size_t bytes = 0, len;
+  napi_value el;
+  for (uint32_t i = 0; i < n; i++) {
+    if (napi_get_element(env, v, i, &el) != napi_ok ||
+        napi_get_value_string_utf8(env, el, NULL, 0, &len) != napi_ok)
+      return throw_type(env, what, "an array of strings");
+    bytes += len + 1;
+  }
+  char **vec = malloc(((size_t)n + 1) * sizeof *vec + bytes);
+  if (vec == NULL) return throw_errno(env, ENOMEM, "malloc");
+  char *cursor = (char *)(vec + n + 1), *end = cursor + bytes;
+  for (uint32_t i = 0; i < n; i++) {
+    /* Bounded by what is left: an element read twice cannot overrun. */
+    if (napi_get_element(env, v, i, &el) != napi_ok ||
+        napi_get_value_string_utf8(env, el, cursor, (size_t)(end - cursor), &len) != napi_ok ||
+        strlen(cursor) != len) {
+      free(vec);
+      return throw_type(env, what, "an array of strings without NUL bytes");
+    }
+    vec[i] = cursor;
+    cursor += len + 1;
+  }
+  vec[n] = NULL;
+  *out = vec;
+  return 0;
+}
+
+static int js_int_array(napi_env env, napi_value v, const char *what, int **out, uint32_t *count) {
+  bool is_array = false;
+  napi_value el;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, count) != napi_ok)
+    return throw_type(env, what, "an array of integers");
+  if ((*out = malloc(((size_t)*count + 1) * sizeof **out)) == NULL) return throw_errno(env, ENOMEM, "malloc");
+  for (uint32_t i = 0; i < *count; i++) {
+    if (napi_get_element(env, v, i, &el) != napi_ok || napi_get_value_int32(env, el, &(*out)[i]) != napi_ok)
+      return throw_type(env, what, "an array of integers");   /* the caller frees *out */
+  }
+  return 0;
+}
+
+/* flags.<name>: false / 0 when undefined. */
+static int js_flag(napi_env env, napi_value flags, const char *name, napi_valuetype type, int *out) {
+  napi_value v;
+  napi_valuetype actual;
+  bool b;
+  if (napi_get_named_property(env, flags, name, &v) != napi_ok || napi_typeof(env, v, &actual) != napi_ok) return -1;
+  if (actual == napi_undefined) return 0;
+  if (actual != type) return throw_type(env, name, type == napi_boolean ? "a boolean" : "a number");
+  if (type == napi_number) return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) return -1;
+  *out = b;
+  return 0;
+}
+
+/* ---- spawn -------------------------------------------------------------- */
+
+/* Per JS environment, i.e. per thread: the child's stack, mapped once. Spawn
+   is synchronous and the child is done with it when clone() returns. */
+struct thread_state {
+  void *stack;
+  size_t stack_len;
+};
+
+static void free_thread_state(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  struct thread_state *st = data;
+  if (st->stack != NULL) munmap(st->stack, st->stack_len);
+  free(st);
+}
+
+static void *child_stack_top(struct thread_state *st) {
+  if (st->stack == NULL) {
+    size_t guard = (size_t)sysconf(_SC_PAGESIZE), len = CHILD_STACK_SIZE + guard;
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    /* The stack grows down: an overflow hits this page and kills the child
+       instead of writing into the parent's heap. */
+    if (mprotect(base, guard, PROT_NONE) != 0) {
+      int err = errno;
+      munmap(base, len);
+      errno = err;
+      return NULL;
+    }
+    st->stack = base;
+    st->stack_len = len;
+  }
+  FRESH_STACK(st->stack, st->stack_len);
+  return (char *)st->stack + st->stack_len;
+}
+
+struct spawn_job {
+  struct child_plan plan;
+  int spec[3];                 /* as JS gave it: -1 null, -2 pipe, -3 as stdout, fd */
+  int devnull;
+  int parent_end[3];           /* handed to JS on success */
+  int child_end[3];            /* closed in the parent once the child has them */
+};
+
+static void job_release(struct spawn_job *j) {
+  if (j->devnull >= 0) close(j->devnull);
+  for (int i = 0; i < 3; i++) {
+    if (j->parent_end[i] >= 0) close(j->parent_end[i]);
+    if (j->child_end[i] >= 0) close(j->child_end[i]);
+  }
+  free(j->plan.file);
+  free(j->plan.cwd);
+  free(j->plan.argv);
+  free(j->plan.envp);
+  free(j->plan.keep);
+}
+
+static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) {
+  struct child_plan *p = &j->plan;
+  napi_valuetype t;
+  int *stdio = NULL, setsid = 0, setpgid = 0;
+  uint32_t nstdio = 0;
+  if (argc < 7) return throw_type(env, "spawn()", "called with 7 arguments");
+  if (js_string(env, argv[0], "file", &p->file) || js_string_array(env, argv[1], "argv", &p->argv) ||
+      js_string_array(env, argv[2], "envp", &p->envp) || napi_typeof(env, argv[3], &t) != napi_ok ||
+      (t != napi_null && t != napi_undefined && js_string(env, argv[3], "cwd", &p->cwd)) ||
+      js_int_array(env, argv[5], "keepFds", &p->keep, &p->nkeep))
+    return -1;
+  int rc = js_int_array(env, argv[4], "stdio", &stdio, &nstdio);
+  if (rc == 0 && nstdio == 3) memcpy(j->spec, stdio, sizeof j->spec);
+  free(stdio);
+  if (rc != 0) return -1;
+  if (nstdio != 3) return throw_type(env, "stdio", "an array of 3 integers");
+  for (int slot = 0; slot < 3; slot++) {
+    if (j->spec[slot] < -3 || (j->spec[slot] == -3 && slot != 2))
+      return throw_range(env, "stdio: -1 null, -2 pipe, -3 (fd 2 only) as stdout, or an fd");
+  }
+  if (napi_typeof(env, argv[6], &t) != napi_ok || t != napi_object) return throw_type(env, "flags", "an object");
+  if (js_flag(env, argv[6], "setsid", napi_boolean, &setsid) || js_flag(env, argv[6], "setpgid", napi_boolean, &setpgid) ||
+      js_flag(env, argv[6], "pdeathsig", napi_number, &p->pdeathsig))
+    return -1;
+  if (p->pdeathsig < 0 || p->pdeathsig >= NSIG) return throw_range(env, "pdeathsig is not a signal number");
+  p->session = setsid ? SESSION_NEW : setpgid ? SESSION_GROUP : SESSION_KEEP;
+  return 0;
+}
+
+/* Every fd the caller names must be open now: otherwise /dev/null or a pipe
+   opened below could take its number and reach the child in its place. */
+static int check_fds(napi_env env, struct spawn_job *j) {
+  int floor = 3;
+  for (uint32_t i = 0; i < j->plan.nkeep; i++) {
+    int fd = j->plan.keep[i];
+    if (fd < 3) return throw_range(env, "keepFds: 0, 1 and 2 are the stdio slots");
+    if (fcntl(fd, F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
+    if (fd >= floor) floor = fd + 1;
+  }
+  for (int slot = 0; slot < 3; slot++) {
+    if (j->spec[slot] >= 0 && fcntl(j->spec[slot], F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
+  }
+  j->plan.lift_floor = floor;
+  return 0;
+}
+
+static int open_stdio(napi_env env, struct spawn_job *j) {
+  for (int slot = 0; slot < 3; slot++) {
+    int spec = j->spec[slot];
+    if (spec == -1) {
+      if (j->devnull < 0 && (j->devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+        return throw_errno(env, errno, "open");
+      j->plan.stdio[slot] = j->devnull;
+    } else if (spec == -2) {
+      int fds[2];
+      if (pipe2(fds, O_CLOEXEC) != 0) return throw_errno(env, errno, "pipe2");
+      /* The child reads its stdin and writes its stdout and stderr. */
+      j->child_end[slot] = slot == 0 ? fds[0] : fds[1];
+      j->parent_end[slot] = slot == 0 ? fds[1] : fds[0];
+      j->plan.stdio[slot] = j->child_end[slot];
+    } else if (spec == -3) {
+      j->plan.stdio[slot] = j->plan.stdio[1];
+    } else {
+      j->plan.stdio[slot] = spec;
+    }
+  }
+  return 0;
+}
+
+static void reap_pid(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+}
+
+/* A running child that can no longer be handed over: end it now rather than
+   leave a process nobody will reap. */
+static void abandon_child(int pidfd) {
+  siginfo_t info;
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  while (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR) {}
+  close(pidfd);
+}
+
+static int start_child(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd) {
+  struct thread_state *st;
+  if (napi_get_instance_data(env, (void **)&st) != napi_ok || st == NULL)
+    return throw_errno(env, EINVAL, "napi_get_instance_data");
+  void *stack = child_stack_top(st);
+  if (stack == NULL) return throw_errno(env, errno, "mmap");
+
+  struct child_plan *p = &j->plan;
+  p->parent = getpid();
+  p->failed_step = STEP_NONE;
+  p->failed_errno = 0;
+
+  /* Blocked until the child has reset every handler: a handler of this
+     process running in the child would run in our memory, on its stack. */
+  sigset_t all, old;
+  sigfillset(&all);
+  int rc = pthread_sigmask(SIG_SETMASK, &all, &old);
+  if (rc != 0) return throw_errno(env, rc, "pthread_sigmask");
+  *pidfd = -1;
+  *pid = clone(child_main, stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, p, pidfd);
+  /* Only meaningful on failure: a child that ran shared this thread's errno. */
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+  if (*pid < 0) return throw_errno(env, clone_errno, "clone");
+  if (p->failed_step != STEP_NONE) {
+    reap_pid(*pid);
+    close(*pidfd);
+    return throw_errno(env, p->failed_errno, step_syscall[p->failed_step]);
+  }
+  return 0;
+}
+
+static napi_status set_int(napi_env env, napi_value obj, const char *name, int value) {
+  napi_value v;
+  napi_status s = napi_create_int32(env, value, &v);
+  return s != napi_ok ? s : napi_set_named_property(env, obj, name, v);
+}
+
+/* spawn(file, argv, envp, cwd, stdio, keepFds, flags)
+   -> { pid, pidfd, stdin, stdout, stderr } */
+static napi_value Spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value args[7];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok) return NULL;
+
+  struct spawn_job job;
+  memset(&job, 0, sizeof job);
+  job.devnull = -1;
+  for (int i = 0; i < 3; i++) job.parent_end[i] = job.child_end[i] = -1;
+
+  pid_t pid = 0;
+  int pidfd = -1;
+  napi_value result = NULL;
+  if (parse_job(env, argc, args, &job) == 0 && check_fds(env, &job) == 0 &&
+      open_stdio(env, &job) == 0 && start_child(env, &job, &pid, &pidfd) == 0) {
+    napi_value obj;
+    if (napi_create_object(env, &obj) == napi_ok && set_int(env, obj, "pid", pid) == napi_ok &&
+        set_int(env, obj, "pidfd", pidfd) == napi_ok && set_int(env, obj, "stdin", job.parent_end[0]) == napi_ok &&
+        set_int(env, obj, "stdout", job.parent_end[1]) == napi_ok &&
+        set_int(env, obj, "stderr", job.parent_end[2]) == napi_ok) {
+      result = obj;
+      for (int i = 0; i < 3; i++) job.parent_end[i] = -1;   /* JS owns them now */
+    } else {
+      abandon_child(pidfd);
+      throw_errno(env, ENOMEM, "spawn");
+    }
+  }
+  job_release(&job);
+  return result;
+}
+
+/* ---- watch -------------------------------------------------------------- */
+
+struct pidfd_watch {
+  uv_poll_t poll;              /* first: libuv hands this pointer back */
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  napi_async_cleanup_hook_handle cleanup;
+  int pidfd;
+  bool closing;                /* uv_close() called; the close callback frees */
+  bool tearing_down;           /* the thread is ending: call no JS */
+};
+
+/* The raw status exactly as wait(2) encodes it. */
+static int wait_status(const siginfo_t *info) {
+  switch (info->si_code) {
+  case CLD_EXITED: return (info->si_status & 0xff) << 8;
+  case CLD_KILLED: return info->si_status & 0x7f;
+  case CLD_DUMPED: return (info->si_status & 0x7f) | 0x80;
+  default: return -1;
+  }
+}
+
+/* 1 when reaped (*raw is -1 if the status was lost: SIGCHLD ignored, or a
+   waitpid(-1) elsewhere took it), 0 when the child has not exited yet. */
+static int reap_pidfd(int pidfd, int *raw) {
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  int rc;
+  do rc = waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    if (errno == EAGAIN) return 0;   /* libuv made the pidfd non-blocking */
+    *raw = -1;
+    return 1;
+  }
+  if (info.si_pid == 0) return 0;
+  *raw = wait_status(&info);
+  return 1;
+}
+
+static void on_watch_closed(uv_handle_t *handle) {
+  struct pidfd_watch *w = (struct pidfd_watch *)handle;
+  /* Also tells a teardown that was waiting on us that we are done. */
+  if (w->cleanup != NULL) napi_remove_async_cleanup_hook(w->cleanup);
+  free(w);
+}
+
+static void release_js(struct pidfd_watch *w) {
+  if (w->callback != NULL) napi_delete_reference(w->env, w->callback);
+  if (w->async != NULL) napi_async_destroy(w->env, w->async);
+  w->callback = NULL;
+  w->async = NULL;
+}
+
+/* uv_close() stops the polling at once; only then may the fd be closed. */
+static void close_watch(struct pidfd_watch *w) {
+  w->closing = true;
+  uv_close((uv_handle_t *)&w->poll, on_watch_closed);
+  close(w->pidfd);
+  w->pidfd = -1;
+}
+
+static void call_back(struct pidfd_watch *w, int raw) {
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, arg;
+  /* make_callback wants an object as `this`; the callback does not use it. */
+  if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
+      napi_create_int32(env, raw, &arg) == napi_ok) {
+    /* make_callback, not call_function: it runs the microtasks the callback
+       queues (a resolved promise) and keeps async_hooks context. */
+    if (napi_make_callback(env, w->async, recv, fn, 1, &arg, NULL) == napi_pending_exception) {
+      /* No JS frame lies below a libuv callback: report it as uncaught. */
+      napi_value exception;
+      if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_pidfd_readable(uv_poll_t *handle, int status, int events) {
+  (void)status, (void)events;   /* on a poll error waitid tells us more */
+  struct pidfd_watch *w = (struct pidfd_watch *)handle;
+  int raw;
+  if (!reap_pidfd(w->pidfd, &raw)) return;
+  close_watch(w);
+  if (!w->tearing_down) {
+    call_back(w, raw);
+    release_js(w);
+  }
+}
+
+/* The thread is ending (worker terminated) with the child still running.
+   Nobody could reap it afterwards, so kill it and finish asynchronously:
+   Node keeps this loop turning until on_watch_closed() removes the hook. */
+static void on_env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
+  struct pidfd_watch *w = arg;
+  if (w->closing) return;
+  w->tearing_down = true;
+  release_js(w);
+  if (syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH) close_watch(w);
+}
+
+/* watch(pidfd, callback(rawStatus)). From here on the pidfd is ours, whatever
+   happens: closed once the child is reaped, or, if the watch cannot be set
+   up, after killing and reaping the child here. */
+static napi_value Watch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2], resource, name;
+  napi_valuetype t;
+  uv_loop_t *loop;
+  int pidfd, rc = -ENOMEM;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2 || napi_get_value_int32(env, args[0], &pidfd) != napi_ok) return throw_type(env, "pidfd", "an integer"), NULL;
+  if (napi_typeof(env, args[1], &t) != napi_ok || t != napi_function) return throw_type(env, "callback", "a function"), NULL;
+
+  struct pidfd_watch *w = calloc(1, sizeof *w);
+  if (w == NULL) goto no_watch;
+  w->env = env;
+  w->pidfd = pidfd;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, args[1], 1, &w->callback) != napi_ok ||
+      napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, "spawnpool:child", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, resource, name, &w->async) != napi_ok || (rc = uv_poll_init(loop, &w->poll, pidfd)) != 0)
+    goto no_watch;
+  /* The handle exists: from here every way out goes through uv_close(). */
+  rc = napi_add_async_cleanup_hook(env, on_env_teardown, w, &w->cleanup) == napi_ok
+       ? uv_poll_start(&w->poll, UV_READABLE, on_pidfd_readable) : -ENOMEM;
+  if (rc == 0) return NULL;
+  release_js(w);
+  w->closing = true;
+  uv_close((uv_handle_t *)&w->poll, on_watch_closed);
+  abandon_child(pidfd);
+  return throw_errno(env, -rc, "watch"), NULL;
+
+no_watch:
+  if (w != NULL) release_js(w);
+  free(w);
+  abandon_child(pidfd);
+  return throw_errno(env, -rc, "watch"), NULL;
+}
+
+/* ---- kill, closeFd, clearCloexec ---------------------------------------- */
+
+static int int_args(napi_env env, napi_callback_info info, size_t n, int *out) {
+  size_t argc = n;
+  napi_value args[2];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok) return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (i >= argc || napi_get_value_int32(env, args[i], &out[i]) != napi_ok) return throw_type(env, "argument", "an integer");
+  }
+  return 0;
+}
+
+static napi_value boolean(napi_env env, bool b) {
+  napi_value v;
+  return napi_get_boolean(env, b, &v) == napi_ok ? v : NULL;
+}
+
+/* kill(pidfd, signal): false when the child is gone. A zombie still takes
+   the signal (and ignores it): true. */
+static napi_value Kill(napi_env env, napi_callback_info info) {
+  int a[2];
+  if (int_args(env, info, 2, a) != 0) return NULL;
+  if (syscall(SYS_pidfd_send_signal, a[0], a[1], NULL, 0) == 0) return boolean(env, true);
+  if (errno == ESRCH) return boolean(env, false);
+  throw_errno(env, errno, "pidfd_send_signal");
+  return NULL;
+}
+
+static napi_value CloseFd(napi_env env, napi_callback_info info) {
+  int fd;
+  if (int_args(env, info, 1, &fd) != 0) return NULL;
+  /* Linux releases the fd even when close reports EINTR: never retry. */
+  if (close(fd) != 0 && errno != EINTR) throw_errno(env, errno, "close");
+  return NULL;
+}
+
+/* Test-only: makes an fd inheritable, as a careless host library would. */
+static napi_value ClearCloexec(napi_env env, napi_callback_info info) {
+  int fd;
+  if (int_args(env, info, 1, &fd) != 0) return NULL;
+  if (fcntl(fd, F_SETFD, 0) != 0) throw_errno(env, errno, "fcntl");
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  struct thread_state *st = calloc(1, sizeof *st);
+  if (st == NULL || napi_set_instance_data(env, st, free_thread_state, NULL) != napi_ok) {
+    free(st);
+    napi_throw_error(env, "ENOMEM", "spawnpool_native: cannot allocate its per-thread state");
+    return NULL;
+  }
+  napi_property_descriptor props[] = {
+    { "spawn", NULL, Spawn, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "watch", NULL, Watch, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "kill", NULL, Kill, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "closeFd", NULL, CloseFd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "clearCloexec", NULL, ClearCloexec, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
