@@ -1,13 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, SpawnPool } from '../dist/index.js';
 import { ENGINE, helper, processState, rejectsWith, throwsWith, tmpBase } from './_support.js';
 
 const entry = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+const here = dirname(fileURLToPath(import.meta.url));
 
 test('stats count threads, running, queued, completed and failed', async () => {
   const p = new SpawnPool({ threads: 1, engine: ENGINE });
@@ -66,6 +67,30 @@ test('destroy() kills every child, reaps it, and stops the workers', async () =>
   await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EPOOLCLOSED');
   assert.is(p.stats().threads, 0);
   await p.destroy();
+});
+
+test('without the addon: one warning and the child_process engine; native asked for is ENOTSUP', () => {
+  // A copy of the bundles with no dist/native/ beside them (node_modules still resolves).
+  const dist = join(here, 'helper', 'build', 'no-native', 'dist');
+  mkdirSync(dist, { recursive: true });
+  for (const f of ['index.js', 'worker.js']) copyFileSync(join(here, '..', 'dist', f), join(dist, f));
+  const script = join(dist, '..', 'fallback.mjs');
+  writeFileSync(script, `import { Command, SpawnPool } from './dist/index.js';
+const a = new SpawnPool({ threads: 1 });
+const b = new SpawnPool({ threads: 1 });
+const r = await new Command('/bin/echo', 'fallback').captureOutput().run({ pool: b });
+process.stdout.write(r.stdout);
+try { new SpawnPool({ engine: 'native' }); } catch (err) { console.log(err.code, err.message); }
+await a.destroy(); await b.destroy();
+`);
+  const res = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+  assert.is(res.status, 0, res.stderr);
+  const lines = res.stdout.split('\n');
+  assert.is(lines[0], 'fallback');
+  assert.match(lines[1], /^ENOTSUP SpawnPool: the native engine is not available: cannot load .*spawnpool_native\.node/);
+  const warnings = res.stderr.split('\n').filter((l) => l.includes('SPAWNPOOL_NO_NATIVE'));
+  assert.is(warnings.length, 1, res.stderr);
+  assert.match(warnings[0], /using the child_process engine/);
 });
 
 test('bad pool options are EINVAL', () => {

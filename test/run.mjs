@@ -1,30 +1,40 @@
-// Runs the whole uvu suite once per engine (each in its own process, so each
-// gets a fresh default pool), then prints one plain summary line.
+// The test command: the whole uvu suite once per engine (each in its own
+// process, so each gets a fresh default pool), with V8 coverage collected by
+// c8, then the coverage report and check, then one plain summary line.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const coverageDir = `${root}coverage/tmp`;
 const engines = ['node'];
 if (existsSync(`${root}dist/native/spawnpool_native.node`)) engines.push('native');
 else console.log('native engine not built: running the suite on the node engine only');
 
+function run(args, env, onStdout) {
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout.on('data', (d) => { onStdout?.(d); process.stdout.write(d); });
+  return new Promise((resolve) => child.on('close', resolve));
+}
+
+rmSync(`${root}coverage`, { recursive: true, force: true });
 let passed = 0;
 let failed = 0;
 for (const engine of engines) {
   console.log(`\n=== engine: ${engine} ===`);
-  const child = spawn(process.execPath, [`${root}node_modules/uvu/bin.js`, 'test', '.test.js$'], {
-    cwd: root,
-    env: { ...process.env, SPAWNPOOL_TEST_ENGINE: engine, FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
   let out = '';
-  child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
-  const code = await new Promise((resolve) => child.on('close', resolve));
+  const code = await run([`${root}node_modules/uvu/bin.js`, 'test', '.test.js$'],
+    { SPAWNPOOL_TEST_ENGINE: engine, FORCE_COLOR: '0', NODE_V8_COVERAGE: coverageDir }, (d) => { out += d; });
   const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);
   passed += ok;
+  // A file that crashed before uvu's summary still counts once.
   failed += Math.max(total - ok, code === 0 ? 0 : 1);
 }
+
+console.log('\n=== coverage (c8, .c8rc.json) ===');
+const coverage = await run([`${root}node_modules/c8/bin/c8.js`, 'report', '--temp-directory', coverageDir]);
+if (coverage !== 0) console.log('coverage is below the thresholds in .c8rc.json');
+
 console.log(`\n${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 ? 0 : 1;
+process.exitCode = failed === 0 && coverage === 0 ? 0 : 1;

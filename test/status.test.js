@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { writeFileSync, chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommandError, exitedNormally, exitStatus, termSignal, coreDumped } from '../dist/index.js';
-import { pool, helper, tmpBase, rejectsWith } from './_support.js';
+import { pool, helper, tmpBase, rejectsWith, processState } from './_support.js';
 
 const opts = (more = {}) => ({ pool: pool(), ...more });
 
@@ -124,6 +124,22 @@ test('ENOEXEC: an executable file of no known format', async () => {
   writeFileSync(text, 'echo should not run\n');
   chmodSync(text, 0o755);
   await rejectsWith(new Command(text).captureOutput().run(opts()), 'ENOEXEC');
+});
+
+test('EMAXBUFFER: past maxBuffer the child is killed, and the error keeps what was captured', async () => {
+  const h = helper();
+  const err = await rejectsWith(new Command(h.path, '--no-log', '--spam-stdout', '10000000', '--sleep', '0')
+    .captureOutput({ encoding: 'buffer' }).maxBuffer(100_000).run(opts()), 'EMAXBUFFER');
+  assert.is(err.signal, 'SIGKILL');
+  assert.is(processState(err.pid), 'gone');
+  assert.instance(err.stdout, Uint8Array);
+  assert.is(err.stdout.length, 100_000);
+  assert.ok(err.stdout.every((b) => b === 0x78));
+  assert.match(err.message, /maxBuffer \(100000 bytes\)/);
+  // Each stream has its own limit: stderr within it is no failure.
+  const ok = await new Command(h.path, '--no-log', '--spam-stderr', '100000')
+    .captureError().maxBuffer(100_000 + 30).run(opts());
+  assert.is(ok.stderr.length, 100_000 + 'BEGIN STDERR\nEND STDERR\n'.length);
 });
 
 test('ENOCWD: a missing working directory', async () => {
