@@ -2,7 +2,7 @@
 // .d.ts files from tsc, and with --tests the C helper the tests run.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 
 const root = new URL('.', import.meta.url).pathname;
 const withTests = process.argv.includes('--tests');
@@ -21,10 +21,12 @@ const common = {
 
 await build({
   ...common,
-  entryPoints: { index: 'src/main/index.ts', worker: 'src/worker/entry.ts' },
+  entryPoints: { index: 'src/main/index.ts', worker: 'src/worker/entry.ts', cli: 'src/cli/main.ts' },
   outdir: 'dist',
   absWorkingDir: root,
 });
+// The CLI runs through its shebang (esbuild keeps the entry's).
+chmodSync(`${root}dist/cli.js`, 0o755);
 
 execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.json`], { stdio: 'inherit' });
 

@@ -1,0 +1,188 @@
+import { closeSync, createReadStream, openSync, statSync, writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { Readable } from 'node:stream';
+import { CommandError, SpawnPool } from '../main/index.js';
+import type { EngineName } from '../main/engine-choice.js';
+import { commandFor, parseJobLine, type Job } from './jobs.js';
+import { JobLog, readJobLog, type JobRecord } from './joblog.js';
+import { readLines } from './lines.js';
+import { Progress, type Counts } from './progress.js';
+
+export interface BatchOptions {
+  readonly input: Readable;
+  /** The input's path when it is a file: its lines are counted for the ETA. */
+  readonly inputPath: string | undefined;
+  readonly jobs: number;
+  readonly timeoutMs: number | undefined;
+  readonly retries: number;
+  readonly joblog: string | undefined;
+  readonly resume: boolean;
+  readonly results: string | undefined;
+  readonly capture: boolean;
+  readonly haltOnFail: boolean;
+  /** Default: native where it loads. */
+  readonly engine: EngineName | undefined;
+  /** Where the progress line, problems and the summary go. */
+  readonly stderr: NodeJS.WriteStream;
+}
+
+interface Attempt {
+  readonly ok: boolean;
+  readonly status: number | null;
+  readonly signal: string | null;
+  readonly code: string | null;
+  readonly message?: string | undefined;
+  readonly stdout?: string | undefined;
+  readonly stderr?: string | undefined;
+}
+
+const text = (v: string | Uint8Array | undefined) => (v === undefined || typeof v === 'string' ? v : Buffer.from(v).toString('utf8'));
+
+/** Counts the newlines of a file without holding it: the ETA's denominator. */
+async function countLines(path: string): Promise<number> {
+  let n = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
+  }
+  return n;
+}
+
+/**
+ * Runs a batch: one job per input line, `jobs` at once, each logged when it
+ * ends. Returns the exit status: 0 when every job succeeded, 1 otherwise,
+ * 130 when interrupted.
+ */
+export async function runBatch(o: BatchOptions): Promise<number> {
+  const previous = o.resume && o.joblog !== undefined ? readJobLog(o.joblog) : new Map<string, boolean>();
+  const joblog = o.joblog === undefined ? undefined : new JobLog(o.joblog);
+  const resultsFd = o.results === undefined ? undefined : openSync(o.results, o.resume ? 'a' : 'w');
+  const pool = new SpawnPool({ threads: Math.min(availableParallelism(), o.jobs), engine: o.engine });
+  const counts: Counts = { done: 0, failed: 0, running: 0, skipped: 0 };
+  const progress = new Progress(counts, o.stderr, o.stderr.isTTY === true);
+  const started = performance.now();
+  let skippedFailures = 0;
+  let stop: 'interrupt' | 'halt' | undefined;
+  const inFlight = new Set<Promise<void>>();
+  const aborts = new Set<AbortController>();
+
+  if (o.inputPath !== undefined && statSync(o.inputPath).isFile()) {
+    countLines(o.inputPath).then((n) => (progress.total = n), () => undefined);
+  }
+
+  const say = (line: string) => {
+    if (o.stderr.isTTY) o.stderr.write('\r\x1b[K');
+    o.stderr.write(`spawnpool run: ${line}\n`);
+  };
+  const result = (fields: Record<string, unknown>) => {
+    if (resultsFd !== undefined) writeSync(resultsFd, `${JSON.stringify(fields)}\n`);
+  };
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop === 'interrupt') {
+      // A second one: no more grace.
+      void pool.destroy();
+      return;
+    }
+    stop = 'interrupt';
+    say(`${signal}: no new jobs; ending ${inFlight.size} running`);
+    for (const ac of aborts) ac.abort();
+    o.input.destroy();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  async function attempt(job: Job, signal: AbortSignal): Promise<Attempt> {
+    try {
+      const r = await commandFor(job, o.capture).run({ pool, signal, timeoutMs: job.timeoutMs ?? o.timeoutMs });
+      return { ok: true, status: r.status, signal: null, code: null, stdout: text(r.stdout), stderr: text(r.stderr) };
+    } catch (err) {
+      if (!(err instanceof CommandError)) throw err;
+      return {
+        ok: false, status: err.exitStatus ?? null, signal: err.signal ?? null, code: err.code,
+        message: err.message, stdout: text(err.stdout), stderr: text(err.stderr),
+      };
+    }
+  }
+
+  async function runJob(job: Job): Promise<void> {
+    const ac = new AbortController();
+    aborts.add(ac);
+    counts.running++;
+    const t0 = performance.now();
+    let attempts = 0;
+    let last: Attempt;
+    try {
+      do last = await attempt(job, ac.signal);
+      while (!last.ok && ++attempts <= o.retries && stop !== 'interrupt');
+    } finally {
+      aborts.delete(ac);
+      counts.running--;
+    }
+    // An interrupted job did not finish: a resumed batch runs it again.
+    if (last.code === 'EABORTED' && stop === 'interrupt') return;
+    const durationMs = Math.round((performance.now() - t0) * 1000) / 1000;
+    counts.done++;
+    if (!last.ok) counts.failed++;
+    const record: JobRecord = {
+      id: job.id, line: job.line, ok: last.ok, status: last.status, signal: last.signal, code: last.code,
+      durationMs, attempts: Math.min(attempts, o.retries) + 1, endedAt: new Date().toISOString(),
+    };
+    joblog?.append(record);
+    result({
+      id: job.id, line: job.line, argv: job.argv, status: last.status, signal: last.signal, code: last.code, durationMs,
+      attempts: record.attempts,
+      ...(last.message === undefined ? {} : { message: last.message }),
+      ...(o.capture ? { stdout: last.stdout ?? '', stderr: last.stderr ?? '' } : {}),
+    });
+    if (!last.ok && o.haltOnFail && stop === undefined) {
+      stop = 'halt';
+      say(`job ${job.id} failed (${last.code}): --halt-on-fail, no new jobs`);
+    }
+  }
+
+  try {
+    for await (const { number, text: lineText } of readLines(o.input)) {
+      const parsed = parseJobLine(lineText, number);
+      if (parsed.kind === 'skip') continue;
+      if (parsed.kind === 'bad') {
+        counts.done++;
+        counts.failed++;
+        say(`line ${number}: ${parsed.reason}`);
+        result({ id: null, line: number, code: 'EBADLINE', message: parsed.reason });
+        if (o.haltOnFail) stop ??= 'halt';
+        if (stop) break;
+        continue;
+      }
+      const { job } = parsed;
+      const before = previous.get(job.id);
+      if (before !== undefined) {
+        counts.skipped++;
+        if (!before) skippedFailures++;
+        continue;
+      }
+      while (inFlight.size >= o.jobs) await Promise.race(inFlight);
+      if (stop) break;
+      const running: Promise<void> = runJob(job).finally(() => inFlight.delete(running));
+      inFlight.add(running);
+    }
+  } catch (err) {
+    // Destroying the input on SIGINT ends the iteration early; anything else is real.
+    if (stop !== 'interrupt') throw err;
+  } finally {
+    await Promise.allSettled(inFlight);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    progress.stop();
+    joblog?.close();
+    if (resultsFd !== undefined) closeSync(resultsFd);
+    await pool.close();
+  }
+
+  const seconds = (performance.now() - started) / 1000;
+  say(`${counts.done} jobs: ${counts.done - counts.failed} ok, ${counts.failed} failed` +
+    `${counts.skipped ? `, ${counts.skipped} skipped (logged as finished)` : ''}` +
+    ` in ${seconds.toFixed(2)} s (${(counts.done / Math.max(seconds, 1e-9)).toFixed(1)}/s)` +
+    `${stop === 'interrupt' ? ', interrupted' : stop === 'halt' ? ', halted' : ''}`);
+  if (stop === 'interrupt') return 130;
+  return counts.failed === 0 && skippedFailures === 0 ? 0 : 1;
+}

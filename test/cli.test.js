@@ -1,0 +1,170 @@
+// The spawnpool CLI as a real process: batches, results, joblog, resume
+// after SIGINT and after SIGKILL, usage errors, bench.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ENGINE, tmpBase } from './_support.js';
+
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+const cli = (args, opts = {}) => spawnSync(process.execPath, [CLI, ...withEngine(args)], { encoding: 'utf8', timeout: 60_000, ...opts });
+/** The subcommand's arguments, on the engine under test. */
+function withEngine(args) {
+  return args[0] === 'run' || args[0] === 'bench' ? [args[0], '--engine', ENGINE, ...args.slice(1)] : args;
+}
+const jsonLines = (path) => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const dir = () => mkdtempSync(join(tmpBase, 'cli-'));
+
+test('a batch with failures and a malformed line: results line by line, exit 1', () => {
+  const d = dir();
+  const batch = join(d, 'batch.jsonl');
+  writeFileSync(batch, [
+    '["/bin/echo", "one"]',
+    '# a comment',
+    '',
+    '{"id": "fail", "argv": ["/bin/sh", "-c", "echo oops >&2; exit 3"]}',
+    '{"argv": "not an array"}',
+    '{"id": 7, "argv": ["/bin/cat"], "input": "fed\\n", "env": {"X": "1"}}',
+    '{"argv": ["/bin/sh", "-c", "echo $SPAWNPOOL_X; pwd"], "env": {"SPAWNPOOL_X": "from env"}, "cwd": "/tmp"}',
+    '["/no/such/program"]',
+    '{"argv": ["/bin/sleep", "5"], "timeoutMs": 50}',
+    '{"argv": ["/bin/sh", "-c", "kill -9 $$"]}',
+    'not json',
+  ].join('\n'));
+  const results = join(d, 'results.jsonl');
+  const res = cli(['run', batch, '-j', '3', '--results', results, '--capture']);
+  assert.is(res.status, 1, res.stderr);
+  assert.match(res.stderr, /line 5: "argv" must be a non-empty array of strings/);
+  assert.match(res.stderr, /line 11: not JSON/);
+  assert.match(res.stderr, /9 jobs: 3 ok, 6 failed/);
+  const byLine = new Map(jsonLines(results).map((r) => [r.line, r]));
+  assert.equal([...byLine.keys()].sort((a, b) => a - b), [1, 4, 5, 6, 7, 8, 9, 10, 11]);
+  assert.equal(byLine.get(1), { id: '1', line: 1, argv: ['/bin/echo', 'one'], status: 0, signal: null, code: null,
+    durationMs: byLine.get(1).durationMs, attempts: 1, stdout: 'one\n', stderr: '' });
+  const fail = byLine.get(4);
+  assert.equal([fail.id, fail.status, fail.code, fail.stderr], ['fail', 3, 'EEXIT', 'oops\n']);
+  assert.match(fail.message, /exited with status 3: oops/);
+  assert.equal([byLine.get(5).code, byLine.get(5).id], ['EBADLINE', null]);
+  assert.equal([byLine.get(6).id, byLine.get(6).stdout], ['7', 'fed\n']);
+  assert.is(byLine.get(7).stdout, 'from env\n/tmp\n');
+  assert.is(byLine.get(8).code, 'ENOENT');
+  assert.equal([byLine.get(9).code, byLine.get(9).signal], ['ETIMEDOUT', 'SIGTERM']);
+  assert.equal([byLine.get(10).code, byLine.get(10).signal, byLine.get(10).status], ['ESIGNAL', 'SIGKILL', null]);
+  assert.is(byLine.get(11).code, 'EBADLINE');
+  assert.ok(Object.values(Object.fromEntries(byLine)).every((r) => r.code === 'EBADLINE' || r.durationMs >= 0));
+});
+
+test('every job succeeding exits 0; --retries runs a failed job again', () => {
+  const d = dir();
+  const flag = join(d, 'flag');
+  const batch = join(d, 'batch.jsonl');
+  // Fails the first time, succeeds the second.
+  writeFileSync(batch, `["/bin/sh", "-c", "[ -e ${flag} ] || { touch ${flag}; exit 1; }"]\n["/bin/true"]\n`);
+  const results = join(d, 'results.jsonl');
+  const res = cli(['run', batch, '--retries', '2', '--results', results]);
+  assert.is(res.status, 0, res.stderr);
+  const first = jsonLines(results).find((r) => r.line === 1);
+  assert.equal([first.status, first.attempts], [0, 2]);
+  // Without retries the same kind of job fails the batch.
+  writeFileSync(batch, '["/bin/false"]\n');
+  assert.is(cli(['run', batch]).status, 1);
+});
+
+test('--halt-on-fail starts no job after the first failure', () => {
+  const d = dir();
+  const batch = join(d, 'batch.jsonl');
+  writeFileSync(batch, ['["/bin/false"]', `["/bin/touch", "${join(d, 'after')}"]`].join('\n'));
+  const res = cli(['run', batch, '-j', '1', '--halt-on-fail']);
+  assert.is(res.status, 1);
+  assert.match(res.stderr, /--halt-on-fail/);
+  assert.not.ok(existsSync(join(d, 'after')));
+});
+
+test('input is streamed: jobs run before the input ends', async () => {
+  const d = dir();
+  const joblog = join(d, 'joblog');
+  const child = spawn(process.execPath, [CLI, ...withEngine(['run', '-', '--joblog', joblog])], { stdio: ['pipe', 'ignore', 'pipe'] });
+  child.stdin.write('{"id": "first", "argv": ["/bin/true"]}\n');
+  // The first job is logged as finished while stdin is still open.
+  await until(() => existsSync(joblog) && readFileSync(joblog, 'utf8').includes('"first"'));
+  child.stdin.end('{"id": "second", "argv": ["/bin/true"]}\n');
+  const [code] = await once(child, 'exit');
+  assert.is(code, 0);
+  assert.equal(jsonLines(joblog).map((r) => r.id), ['first', 'second']);
+});
+
+/** A batch whose jobs each append their id to a file, then take a while. */
+function slowBatch(d, n) {
+  const ran = join(d, 'ran');
+  const batch = join(d, 'batch.jsonl');
+  writeFileSync(batch, Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ id: `job${i}`, argv: ['/bin/sh', '-c', `echo job${i} >> ${ran}; sleep 0.2`] })).join('\n'));
+  return { batch, ran, joblog: join(d, 'joblog') };
+}
+
+function checkRanOnceOrTwice(ran, joblog, n) {
+  const counts = new Map();
+  for (const id of readFileSync(ran, 'utf8').split('\n').filter(Boolean)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  for (let i = 0; i < n; i++) {
+    const c = counts.get(`job${i}`) ?? 0;
+    assert.ok(c >= 1 && c <= 2, `job${i} ran ${c} times`);
+  }
+  // Every job is logged as finished exactly once over both runs.
+  const logged = jsonLines(joblog).map((r) => r.id).sort();
+  assert.equal(logged, Array.from({ length: n }, (_, i) => `job${i}`).sort());
+}
+
+for (const signal of ['SIGINT', 'SIGKILL']) {
+  test(`${signal} mid-batch, then --resume: every job ran, none more than twice`, async () => {
+    const d = dir();
+    const n = 12;
+    const { batch, ran, joblog } = slowBatch(d, n);
+    const child = spawn(process.execPath, [CLI, ...withEngine(['run', batch, '-j', '3', '--joblog', joblog])], { stdio: 'ignore' });
+    await until(() => existsSync(joblog) && jsonLines(joblog).length >= 3);
+    child.kill(signal);
+    const [code, sig] = await once(child, 'exit');
+    if (signal === 'SIGINT') assert.is(code, 130);
+    else assert.is(sig, 'SIGKILL');
+    const done = jsonLines(joblog).length;
+    assert.ok(done < n, 'the batch was cut short');
+    const res = cli(['run', batch, '-j', '3', '--joblog', joblog, '--resume']);
+    assert.is(res.status, 0, res.stderr);
+    assert.match(res.stderr, new RegExp(`${done} skipped`));
+    checkRanOnceOrTwice(ran, joblog, n);
+  });
+}
+
+test('usage errors exit 2 with a message; --version and --help', () => {
+  for (const args of [[], ['frobnicate'], ['run', '-j', '0'], ['run', '--resume'], ['run', '--bogus'], ['run', '/no/such/file'],
+    ['bench', '--engine', 'fork'], ['bench', '-n', 'x']]) {
+    const res = cli(args);
+    assert.is(res.status, 2, `${args.join(' ')}: ${res.stderr}`);
+    assert.match(res.stderr, /^spawnpool: /);
+  }
+  assert.match(cli(['--version']).stdout, /^\d+\.\d+\.\d+\n$/);
+  assert.match(cli(['--help']).stdout, /spawnpool run \[FILE\|-\]/);
+});
+
+test('bench: a small storm through the pool beside child_process.spawn', () => {
+  const res = cli(['bench', '-n', '40', '-c', '4', '--ballast', '8', '--compare', '--', '/bin/echo', 'x']);
+  assert.is(res.status, 0, res.stderr);
+  assert.match(res.stdout, /40 x \/bin\/echo x, 4 in flight, 8 MB ballast/);
+  assert.match(res.stdout, /^spawnpool +\d+\/s +latency p50 [\d.]+ p90 [\d.]+ p99 [\d.]+ ms +loop delay p50 [\d.]+ p99 [\d.]+ max [\d.]+ ms +ELU \d+%$/m);
+  assert.match(res.stdout, /^child_process\.spawn +\d+\/s/m);
+  assert.match(res.stdout, /ratio spawnpool \/ child_process\.spawn: [\d.]+x/);
+  // A failing command makes the bench fail.
+  assert.is(cli(['bench', '-n', '4', '-c', '2', '--', '/bin/false']).status, 1);
+});
+
+async function until(condition) {
+  while (!condition()) await new Promise((r) => setTimeout(r, 10));
+}
+
+function once(emitter, event) {
+  return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));
+}
+
+test.run();
