@@ -96,6 +96,33 @@ test('input is streamed: jobs run before the input ends', async () => {
   assert.equal(jsonLines(joblog).map((r) => r.id), ['first', 'second']);
 });
 
+test('a huge input is read only as fast as jobs start: the reader stays a bounded distance ahead', async () => {
+  const d = dir();
+  const joblog = join(d, 'joblog');
+  const child = spawn(process.execPath, [CLI, ...withEngine(['run', '-', '-j', '4', '--joblog', joblog])], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const line = '["/bin/true"]\n';
+  let written = 0;
+  let stopped = false;
+  // As fast as the pipe takes it: 10 million lines, were they all read.
+  const pump = () => {
+    while (!stopped && written < 10_000_000 * line.length) {
+      written += line.length;
+      if (!child.stdin.write(line)) return void child.stdin.once('drain', pump);
+    }
+  };
+  child.stdin.on('error', () => undefined);
+  pump();
+  await until(() => existsSync(joblog) && readFileSync(joblog, 'utf8').split('\n').length > 200);
+  const done = readFileSync(joblog, 'utf8').split('\n').length;
+  const ahead = written - done * line.length;
+  stopped = true;
+  child.kill('SIGINT');
+  const [code] = await once(child, 'exit');
+  assert.is(code, 130);
+  // Pipe buffer, the reader's chunk and the writer's own buffer: well under 1 MiB.
+  assert.ok(ahead < 1024 * 1024, `${ahead} bytes written ahead of ${done} finished jobs`);
+});
+
 /** A batch whose jobs each append their id to a file, then take a while. */
 function slowBatch(d, n) {
   const ran = join(d, 'ran');
