@@ -10,21 +10,38 @@ import { ENGINE, helper, processState, rejectsWith, throwsWith, tmpBase } from '
 const entry = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 const here = dirname(fileURLToPath(import.meta.url));
 
-test('stats count threads, running, queued, completed and failed', async () => {
+const NO_OUTCOMES = { ok: 0, exit: 0, signal: 0, timeout: 0, abort: 0, maxBuffer: 0, spawnFailure: 0, pool: 0 };
+const NO_LATENCY = { count: 0, p50: 0, p99: 0, max: 0 };
+
+test('stats count threads, running, queued, outcomes, and keep latency histograms', async () => {
   const p = new SpawnPool({ threads: 1, engine: ENGINE });
   try {
-    assert.equal(p.stats(), { threads: 1, running: 0, queued: 0, completed: 0, failed: 0 });
+    assert.equal(p.stats(), {
+      threads: 1, running: 0, queued: 0, completed: 0, failed: 0, outcomes: NO_OUTCOMES,
+      queueWaitMs: NO_LATENCY, spawnMs: NO_LATENCY, runMs: NO_LATENCY,
+    });
     const running = await new Command('/bin/sleep', '30').runAsync({ pool: p });
     assert.is(p.stats().running, 1);
     await new Command('/bin/true').run({ pool: p });
     await rejectsWith(new Command('/bin/false').run({ pool: p }), 'EEXIT');
     await rejectsWith(new Command('/nonexistent/x').run({ pool: p }), 'ENOENT');
+    await rejectsWith(new Command('/bin/sleep', '30').run({ pool: p, timeoutMs: 1 }), 'ETIMEDOUT');
+    await rejectsWith(new Command('/bin/sh', '-c', 'kill -9 $$').run({ pool: p }), 'ESIGNAL');
+    await rejectsWith(new Command('/bin/echo', 'too much').captureOutput().maxBuffer(2).run({ pool: p }), 'EMAXBUFFER');
     await running.abort();
     const s = p.stats();
-    assert.equal({ running: s.running, queued: s.queued, completed: s.completed, failed: s.failed }, { running: 0, queued: 0, completed: 1, failed: 3 });
+    assert.equal({ running: s.running, queued: s.queued, completed: s.completed, failed: s.failed }, { running: 0, queued: 0, completed: 1, failed: 6 });
+    assert.equal(s.outcomes, { ...NO_OUTCOMES, ok: 1, exit: 1, signal: 1, timeout: 1, abort: 1, maxBuffer: 1, spawnFailure: 1 });
+    // Every run waited in the queue; the six that started were spawned and ran.
+    assert.is(s.queueWaitMs.count, 7);
+    assert.is(s.spawnMs.count, 6);
+    assert.is(s.runMs.count, 6);
+    for (const h of [s.queueWaitMs, s.spawnMs, s.runMs]) assert.ok(h.p50 > 0 && h.p50 <= h.p99 && h.p99 <= h.max, JSON.stringify(h));
   } finally {
     await p.destroy();
   }
+  await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EPOOLCLOSED');
+  assert.is(p.stats().outcomes.pool, 1);
 });
 
 test('each worker runs many children at once', async () => {

@@ -4,6 +4,7 @@
  */
 export { Command, type ArgValue, type CaptureOptions, type PassFdOptions } from './command.js';
 export { SpawnPool, type SpawnPoolOptions, type PoolStats } from './pool.js';
+export type { LatencySummary, OutcomeCounts } from './pool-metrics.js';
 export { RunningCommand, type WaitOptions } from './running.js';
 export type { RunOptions } from './options.js';
 export type { RunResult } from './result.js';

@@ -5,6 +5,7 @@ import { CommandError } from '../shared/errors.js';
 import type { RunOutcome, RunTask } from '../shared/protocol.js';
 import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
 import { chooseEngine } from './engine-choice.js';
+import { PoolMetrics, type LatencySummary, type OutcomeCounts } from './pool-metrics.js';
 
 export interface SpawnPoolOptions {
   /** Worker threads; default: the number of cores. */
@@ -26,6 +27,14 @@ export interface PoolStats {
   readonly completed: number;
   /** All other ended runs: non-zero exit, signal, timeout, abort, not started. */
   readonly failed: number;
+  /** The ended runs by how they ended. */
+  readonly outcomes: OutcomeCounts;
+  /** From run() to a worker taking the run. */
+  readonly queueWaitMs: LatencySummary;
+  /** From a worker taking the run to the child running. */
+  readonly spawnMs: LatencySummary;
+  /** From a worker taking the run to the child reaped and its output in. */
+  readonly runMs: LatencySummary;
 }
 
 /** Children each worker carries at once before runs queue. */
@@ -47,8 +56,7 @@ export class SpawnPool {
   #inFlight = 0;
   /** Every submitted run until it settles, so destroy() can wait for the reaping. */
   readonly #runs = new Set<Promise<unknown>>();
-  #completed = 0;
-  #failed = 0;
+  readonly #metrics = new PoolMetrics();
 
   constructor(opts: SpawnPoolOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw new CommandError('EINVAL', 'SpawnPool: options must be an object', { command: '' });
@@ -73,6 +81,7 @@ export class SpawnPool {
   /** @internal */
   async [submit](task: RunTask, command: string): Promise<RunOutcome> {
     if (this.#state !== 'open') {
+      this.#metrics.recordRefused();
       throw new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command });
     }
     this.#inFlight++;
@@ -82,11 +91,10 @@ export class SpawnPool {
       this.#runs.add(pending);
       void pending.finally(() => this.#runs.delete(pending)).catch(() => undefined);
       const outcome = (await pending) as RunOutcome;
-      if (!outcome.failure && outcome.rawStatus === 0) this.#completed++;
-      else this.#failed++;
+      this.#metrics.record(outcome);
       return outcome;
     } catch (err) {
-      this.#failed++;
+      this.#metrics.recordRefused();
       throw this.#taskError(err, command);
     } finally {
       this.#inFlight--;
@@ -110,8 +118,10 @@ export class SpawnPool {
       threads: this.#piscina.threads.length,
       running: Math.max(0, this.#inFlight - queued),
       queued,
-      completed: this.#completed,
-      failed: this.#failed,
+      completed: this.#metrics.completed,
+      failed: this.#metrics.failed,
+      outcomes: this.#metrics.outcomes(),
+      ...this.#metrics.latency(),
     };
   }
 
