@@ -5,7 +5,7 @@ import { CommandError, SpawnPool } from '../main/index.js';
 import type { EngineName } from '../main/engine-choice.js';
 import { commandFor, parseJobLine, type Job } from './jobs.js';
 import { JobLog, readJobLog, type JobRecord } from './joblog.js';
-import { readLines } from './lines.js';
+import { readLines } from '../main/lines.js';
 import { Progress, type Counts } from './progress.js';
 
 export interface BatchOptions {

@@ -195,6 +195,21 @@ export class Command {
     return this.#setOutput('errorFd()', 'stderr', { kind: 'fd', fd: checkFd('errorFd()', fd, this.#binary) });
   }
 
+  /** runAsync() only: `handle.stdin` is a Writable feeding the child's stdin. */
+  inputPipe(): this {
+    return this.#setInput('inputPipe()', { kind: 'pipe' });
+  }
+
+  /** runAsync() only: `handle.stdout` is a Readable of the child's stdout, with backpressure. */
+  outputPipe(): this {
+    return this.#setOutput('outputPipe()', 'stdout', { kind: 'pipe' });
+  }
+
+  /** runAsync() only: `handle.stderr` is a Readable of the child's stderr, with backpressure. */
+  errorPipe(): this {
+    return this.#setOutput('errorPipe()', 'stderr', { kind: 'pipe' });
+  }
+
   /** Fed to stdin; the child closing stdin early is not an error. */
   inputBuffer(data: string | Uint8Array): this {
     return this.#setInput('inputBuffer()', { kind: 'buffer', data: toBytes('inputBuffer()', data, this.#binary) });

@@ -12,6 +12,9 @@ import { submit } from './pool.js';
 import { settle } from './outcome.js';
 import type { RunResult } from './result.js';
 import { RunningCommand, type RunHandle } from './running.js';
+import { attachPipes } from './pipes.js';
+import { rpcEndpoint } from '../shared/stream-frames.js';
+import { Readable, Writable } from 'node:stream';
 
 export type { RunOptions } from './options.js';
 
@@ -37,6 +40,16 @@ function makeTask(spec: CommandSpec, o: CheckedOptions, port: MessagePort | unde
   };
 }
 
+/** Under a dry run, pipes give the handler's output and swallow input. */
+function dryRunPipes(spec: CommandSpec, outcome: RunOutcome): Pick<RunHandle, 'stdin' | 'stdout' | 'stderr'> {
+  const from = (bytes: Uint8Array | undefined) => Readable.from(bytes && bytes.byteLength > 0 ? [Buffer.from(bytes)] : []);
+  return {
+    stdin: spec.stdin.kind === 'pipe' ? new Writable({ write: (_chunk, _enc, cb) => cb() }) : undefined,
+    stdout: spec.stdout.kind === 'pipe' ? from(outcome.stdout) : undefined,
+    stderr: spec.stderr.kind === 'pipe' ? from(outcome.stderr) : undefined,
+  };
+}
+
 function abortedBeforeStart(command: string): CommandError {
   return new CommandError('EABORTED', `Cannot run ${command}: aborted before it was spawned`, { command });
 }
@@ -48,17 +61,28 @@ function abortedBeforeStart(command: string): CommandError {
 class PooledRun implements RunHandle {
   pid = 0;
   readonly outcome: Promise<RunOutcome>;
+  readonly stdin: Writable | undefined;
+  readonly stdout: Readable | undefined;
+  readonly stderr: Readable | undefined;
   readonly #port: MessagePort;
   readonly #remote: Comlink.Remote<ChildControl>;
+  readonly #delivered: Promise<void>;
   #over = false;
 
   constructor(private readonly spec: CommandSpec, o: CheckedOptions, private readonly command: string) {
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    this.#remote = Comlink.wrap<ChildControl>(port1 as unknown as Comlink.Endpoint);
+    this.#remote = Comlink.wrap<ChildControl>(rpcEndpoint(port1));
+    const pipes = attachPipes(spec, port1);
+    this.stdin = pipes?.stdin;
+    this.stdout = pipes?.stdout;
+    this.stderr = pipes?.stderr;
+    this.#delivered = pipes?.ended ?? Promise.resolve();
     const pool = o.pool ?? defaultPool();
-    this.outcome = pool[submit](makeTask(spec, o, port2), command).finally(() => {
+    this.outcome = pool[submit](makeTask(spec, o, port2), command).finally(async () => {
       this.#over = true;
+      // Output frames may still be on their way: the port closes after them.
+      await this.#delivered;
       this.#port.close();
     });
     // Callers may never wait(); the outcome is still settled and observed here.
@@ -84,9 +108,17 @@ class PooledRun implements RunHandle {
   }
 }
 
+/** Pipes are handles on a running child: run() has none to give. */
+function checkNoPipes(spec: CommandSpec, command: string): void {
+  const piped = [spec.stdin.kind === 'pipe' && 'inputPipe()', spec.stdout.kind === 'pipe' && 'outputPipe()',
+    spec.stderr.kind === 'pipe' && 'errorPipe()'].filter(Boolean);
+  if (piped.length > 0) throw new CommandError('EINVAL', `run(): ${piped.join(', ')} need runAsync()`, { command });
+}
+
 export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<RunResult> {
   const command = commandLine(spec.env, [spec.binary, ...spec.args]);
   const o = checkOptions(opts, command);
+  checkNoPipes(spec, command);
   const dry = activeDryRun();
   if (dry) return settle(spec, await dry.execute(spec, command), command, o.status);
   if (o.signal?.aborted) throw abortedBeforeStart(command);
@@ -112,6 +144,7 @@ export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Pro
     const outcome = await dry.execute(spec, command);
     return new RunningCommand({
       pid: 0,
+      ...dryRunPipes(spec, outcome),
       finish: async (wantStatus) => settle(spec, outcome, command, wantStatus),
       abort: async () => undefined,
     }, o.status);

@@ -1,4 +1,6 @@
+import type { Readable, Writable } from 'node:stream';
 import { CommandError } from '../shared/errors.js';
+import { readLines } from './lines.js';
 import { signalNumber } from '../shared/status.js';
 import type { RunResult } from './result.js';
 
@@ -10,6 +12,9 @@ export interface WaitOptions {
 /** How a RunningCommand reaches its run; the dry-run and pool paths each provide one. */
 export interface RunHandle {
   readonly pid: number;
+  readonly stdin?: Writable | undefined;
+  readonly stdout?: Readable | undefined;
+  readonly stderr?: Readable | undefined;
   /** Settles like run() once the child is reaped. */
   finish(wantStatus: boolean): Promise<RunResult>;
   /** Ends the child; resolves once it is reaped. */
@@ -23,18 +28,39 @@ export interface RunHandle {
  */
 export class RunningCommand implements AsyncDisposable {
   readonly pid: number;
+  /** With `.inputPipe()`: the child's stdin. End it to send EOF. */
+  readonly stdin: Writable | undefined;
+  /** With `.outputPipe()`: the child's stdout; not reading it stops the child. */
+  readonly stdout: Readable | undefined;
+  /** With `.errorPipe()`: the child's stderr, likewise. */
+  readonly stderr: Readable | undefined;
   readonly #handle: RunHandle;
   readonly #defaultStatus: boolean;
 
   /** @internal */
   constructor(handle: RunHandle, defaultStatus: boolean) {
     this.pid = handle.pid;
+    this.stdin = handle.stdin;
+    this.stdout = handle.stdout;
+    this.stderr = handle.stderr;
     this.#handle = handle;
     this.#defaultStatus = defaultStatus;
   }
 
   wait(opts: WaitOptions = {}): Promise<RunResult> {
     return this.#handle.finish(opts.status ?? this.#defaultStatus);
+  }
+
+  /**
+   * The lines of a piped stdout (or stderr), without their newline, read as
+   * they are consumed: a slow loop body holds the child back.
+   */
+  async *lines(stream: 'stdout' | 'stderr' = 'stdout'): AsyncGenerator<string, void, undefined> {
+    const source = stream === 'stdout' ? this.stdout : this.stderr;
+    if (source === undefined) {
+      throw new CommandError('EINVAL', `lines(): ${stream} is not a pipe; use .${stream === 'stdout' ? 'outputPipe' : 'errorPipe'}()`, { command: '' });
+    }
+    for await (const line of readLines(source)) yield line.text;
   }
 
   async abort(signal?: NodeJS.Signals | number): Promise<void> {

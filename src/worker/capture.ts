@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
 /** Resolves when a stream has ended, errored or been destroyed. */
-function settled(stream: Readable): Promise<void> {
+export function settled(stream: Readable): Promise<void> {
   return finished(stream, { writable: false }).catch(() => undefined);
 }
 

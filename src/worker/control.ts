@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { ChildControl } from '../shared/protocol.js';
+import { isFrame, postFrame, rpcEndpoint, type Frame } from '../shared/stream-frames.js';
 
 /**
  * The worker's side of a run's own control port. The main thread calls
@@ -15,6 +16,8 @@ export class ControlChannel {
   #onAbort: ((signal?: number) => void) | undefined;
   /** An abort that came before there was a child to signal. */
   pendingAbort: { signal: number | undefined } | undefined;
+  /** Stream frames from the main thread, held until the run has its pipes. */
+  #frames: Frame[] | ((frame: Frame) => void) = [];
 
   constructor(private readonly port: MessagePort | undefined) {
     if (!port) return;
@@ -26,7 +29,23 @@ export class ControlChannel {
         return this.#reaped;
       },
     };
-    Comlink.expose(api, port);
+    Comlink.expose(api, rpcEndpoint(port));
+    port.on('message', (data: unknown) => {
+      if (!isFrame(data)) return;
+      if (typeof this.#frames === 'function') this.#frames(data);
+      else this.#frames.push(data);
+    });
+  }
+
+  /** From now on, stream frames go to `handler` (the held ones first). */
+  onFrames(handler: (frame: Frame) => void): void {
+    const held = this.#frames;
+    this.#frames = handler;
+    if (Array.isArray(held)) for (const frame of held) handler(frame);
+  }
+
+  send(frame: Frame): void {
+    if (this.port) postFrame(this.port, frame);
   }
 
   /** From now on, aborts go to `handler`. */

@@ -9,6 +9,8 @@ import { closeHostFd } from './close-fd.js';
 import { ControlChannel } from './control.js';
 import { Ending } from './ending.js';
 import { stdioPlan } from './stdio-plan.js';
+import { OutputForwarder, StdinSink } from './port-streams.js';
+import { FRAME, type Frame } from '../shared/stream-frames.js';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -77,6 +79,25 @@ async function start(task: RunTask, engine: Engine, control: ControlChannel): Pr
   }
 }
 
+/** The worker's ends of inputPipe / outputPipe / errorPipe, joined to the run's port. */
+function bridgePipes(spec: CommandSpec, child: SpawnedChild, control: ControlChannel): OutputForwarder[] {
+  const send = (frame: Frame) => control.send(frame);
+  const outputs = new Map<1 | 2, OutputForwarder>();
+  if (spec.stdout.kind === 'pipe' && child.stdout) outputs.set(1, new OutputForwarder(child.stdout, send, 1));
+  if (spec.stderr.kind === 'pipe' && child.stderr) outputs.set(2, new OutputForwarder(child.stderr, send, 2));
+  const stdin = spec.stdin.kind === 'pipe' && child.stdin ? new StdinSink(child.stdin, send) : undefined;
+  if (outputs.size > 0 || stdin) {
+    control.onFrames((frame) => {
+      switch (frame[FRAME]) {
+        case 'credit': outputs.get(frame.fd)?.credit(frame.bytes); break;
+        case 'stdin': stdin?.write(frame.chunk); break;
+        case 'stdin-end': stdin?.end(); break;
+      }
+    });
+  }
+  return [...outputs.values()];
+}
+
 /**
  * One run in a worker: resolve, spawn, feed, capture, end, reap. Every path
  * out of here has reaped the child and released the control port.
@@ -111,6 +132,7 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   const stderr =
     child.stderr && spec.stderr.kind === 'capture' ? new Capture(child.stderr, spec.maxBuffer, overflow) : undefined;
   const tail = child.stderr && spec.stderr.kind === 'null' ? new Tail(child.stderr, STDERR_TAIL_BYTES) : undefined;
+  const pipes = bridgePipes(spec, child, control);
 
   const timer = task.timeoutMs === undefined ? undefined
     : setTimeout(() => ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`), task.timeoutMs);
@@ -122,7 +144,9 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   clearTimeout(timer);
   ending.settle();
   live.delete(ending);
-  const readers = [stdout, stderr, tail].filter((r) => r !== undefined);
+  // Input nobody ended: the child is gone, close our end.
+  child.stdin?.destroy();
+  const readers = [stdout, stderr, tail, ...pipes].filter((r) => r !== undefined);
   // A killed child's pipes may be held open by its own children: don't wait on them.
   if (ending.reason) for (const r of readers) r.abandon();
   await Promise.all(readers.map((r) => r.done));

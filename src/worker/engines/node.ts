@@ -1,6 +1,7 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
+import { threadId } from 'node:worker_threads';
 import { createServer, connect, type Socket } from 'node:net';
 import { signalNumber, encodeExit, encodeSignal } from '../../shared/status.js';
 import { SpawnFailure, type Engine, type SpawnPlan, type SpawnedChild } from '../engine.js';
@@ -24,7 +25,8 @@ let socketSerial = 0;
  */
 async function socketPair(): Promise<[Socket, Socket]> {
   const server = createServer();
-  server.listen(`\0spawnpool-${process.pid}-${++socketSerial}`);
+  // Abstract names are per network namespace: pid and thread make it ours.
+  server.listen(`\0spawnpool-${process.pid}-${threadId}-${++socketSerial}`);
   await once(server, 'listening');
   try {
     const client = connect(server.address() as string);
