@@ -23,6 +23,12 @@ export interface SpawnPlan {
   readonly stdio: readonly [StdioPlan, StdioPlan, StdioPlan];
   /** Parent fds the child keeps at the same number; every other fd is closed. */
   readonly keepFds: readonly number[];
+  /**
+   * Sent to the child when the thread that spawned it ends (PR_SET_PDEATHSIG):
+   * a host that dies, even by SIGKILL, takes its children with it. The
+   * native engine applies it; child_process cannot.
+   */
+  readonly parentDeathSignal: number | undefined;
 }
 
 export interface SpawnedChild {

@@ -14,6 +14,9 @@ import { FRAME, type Frame } from '../shared/stream-frames.js';
 
 const now = () => performance.timeOrigin + performance.now();
 
+/** Children never outlive the host: SIGKILL when the spawning worker thread (and so the host) is gone. */
+const CHILD_DEATH_SIGNAL = 9;
+
 /** Every run of this worker that has a child, so a pool destroy can end them all. */
 const live = new Set<Ending>();
 let destroyed = false;
@@ -67,6 +70,7 @@ async function start(task: RunTask, engine: Engine, control: ControlChannel): Pr
       cwd: spec.cwd,
       stdio: stdioPlan(spec),
       keepFds: spec.passFds.map((p) => p.fd),
+      parentDeathSignal: CHILD_DEATH_SIGNAL,
     });
   } catch (err) {
     // Whatever an engine throws is this run's failure, never the worker's.

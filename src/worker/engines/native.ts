@@ -42,7 +42,7 @@ export const nativeEngine: Engine = {
       child = addon.spawn(
         plan.file, plan.argv, plan.env, plan.cwd ?? null,
         [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
-        plan.keepFds, {},
+        plan.keepFds, plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal },
       );
     } catch (err) {
       throw asFailure(err);
