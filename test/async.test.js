@@ -52,7 +52,7 @@ test('runAsync rejects like run() when the child cannot start', async () => {
 });
 
 test('abort() sends SIGTERM, the child is reaped before it resolves, wait() rejects EABORTED', async () => {
-  const running = await new Command('/bin/sleep', '30').runAsync(opts());
+  const running = await new Command('/bin/sleep', 'infinity').runAsync(opts());
   await running.abort();
   assert.is(processState(running.pid), 'gone');
   const err = await rejectsWith(running.wait(), 'EABORTED');
@@ -74,7 +74,7 @@ test('abort() escalates to SIGKILL after killGraceMs when the signal is ignored'
 });
 
 test('abort(signal) sends that signal', async () => {
-  const running = await new Command('/bin/sleep', '30').runAsync(opts());
+  const running = await new Command('/bin/sleep', 'infinity').runAsync(opts());
   await running.abort('SIGINT');
   const err = await rejectsWith(running.wait(), 'EABORTED');
   assert.is(err.signal, 'SIGINT');
@@ -83,7 +83,7 @@ test('abort(signal) sends that signal', async () => {
 
 // What `await using running = ...` does at scope exit (Node 20 cannot parse it).
 test('Symbol.asyncDispose aborts and reaps a child still running', async () => {
-  const running = await new Command('/bin/sleep', '30').runAsync(opts());
+  const running = await new Command('/bin/sleep', 'infinity').runAsync(opts());
   assert.is(processState(running.pid), 'alive');
   await running[Symbol.asyncDispose]();
   assert.is(processState(running.pid), 'gone');
@@ -96,7 +96,7 @@ test('Symbol.asyncDispose aborts and reaps a child still running', async () => {
 });
 
 test('timeoutMs ends the child: ETIMEDOUT, reaped', async () => {
-  const err = await rejectsWith(new Command('/bin/sleep', '30').run(opts({ timeoutMs: 50 })), 'ETIMEDOUT');
+  const err = await rejectsWith(new Command('/bin/sleep', 'infinity').run(opts({ timeoutMs: 50 })), 'ETIMEDOUT');
   assert.ok(err.pid > 0);
   assert.is(err.signal, 'SIGTERM');
   assert.is(processState(err.pid), 'gone');
@@ -105,11 +105,11 @@ test('timeoutMs ends the child: ETIMEDOUT, reaped', async () => {
 test('an AbortSignal ends run() and runAsync(): EABORTED', async () => {
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 50);
-  const err = await rejectsWith(new Command('/bin/sleep', '30').run(opts({ signal: ac.signal })), 'EABORTED');
+  const err = await rejectsWith(new Command('/bin/sleep', 'infinity').run(opts({ signal: ac.signal })), 'EABORTED');
   assert.is(processState(err.pid), 'gone');
-  await rejectsWith(new Command('/bin/sleep', '30').run(opts({ signal: ac.signal })), 'EABORTED');
+  await rejectsWith(new Command('/bin/sleep', 'infinity').run(opts({ signal: ac.signal })), 'EABORTED');
   const ac2 = new AbortController();
-  const running = await new Command('/bin/sleep', '30').runAsync(opts({ signal: ac2.signal }));
+  const running = await new Command('/bin/sleep', 'infinity').runAsync(opts({ signal: ac2.signal }));
   ac2.abort();
   await rejectsWith(running.wait(), 'EABORTED');
   // A signal that never fires does not hold the run.

@@ -20,12 +20,12 @@ test('stats count threads, running, queued, outcomes, and keep latency histogram
       threads: 1, running: 0, queued: 0, completed: 0, failed: 0, outcomes: NO_OUTCOMES,
       queueWaitMs: NO_LATENCY, spawnMs: NO_LATENCY, runMs: NO_LATENCY,
     });
-    const running = await new Command('/bin/sleep', '30').runAsync({ pool: p });
+    const running = await new Command('/bin/sleep', 'infinity').runAsync({ pool: p });
     assert.is(p.stats().running, 1);
     await new Command('/bin/true').run({ pool: p });
     await rejectsWith(new Command('/bin/false').run({ pool: p }), 'EEXIT');
     await rejectsWith(new Command('/nonexistent/x').run({ pool: p }), 'ENOENT');
-    await rejectsWith(new Command('/bin/sleep', '30').run({ pool: p, timeoutMs: 1 }), 'ETIMEDOUT');
+    await rejectsWith(new Command('/bin/sleep', 'infinity').run({ pool: p, timeoutMs: 1 }), 'ETIMEDOUT');
     await rejectsWith(new Command('/bin/sh', '-c', 'kill -9 $$').run({ pool: p }), 'ESIGNAL');
     await rejectsWith(new Command('/bin/echo', 'too much').captureOutput().maxBuffer(2).run({ pool: p }), 'EMAXBUFFER');
     await running.abort();
@@ -47,7 +47,7 @@ test('stats count threads, running, queued, outcomes, and keep latency histogram
 test('each worker runs many children at once', async () => {
   const p = new SpawnPool({ threads: 1, engine: ENGINE });
   try {
-    const handles = await Promise.all(Array.from({ length: 20 }, () => new Command('/bin/sleep', '30').runAsync({ pool: p })));
+    const handles = await Promise.all(Array.from({ length: 20 }, () => new Command('/bin/sleep', 'infinity').runAsync({ pool: p })));
     assert.is(p.stats().running, 20);
     assert.ok(handles.every((h) => processState(h.pid) === 'alive'));
     await Promise.all(handles.map((h) => h.abort()));
@@ -72,8 +72,8 @@ test('close() finishes running work, then refuses new work with EPOOLCLOSED', as
 
 test('destroy() kills every child, reaps it, and stops the workers', async () => {
   const p = new SpawnPool({ threads: 2, engine: ENGINE });
-  const handles = await Promise.all(Array.from({ length: 6 }, () => new Command('/bin/sleep', '30').runAsync({ pool: p })));
-  const plain = rejectsWith(new Command('/bin/sleep', '30').run({ pool: p }), 'EPOOLCLOSED');
+  const handles = await Promise.all(Array.from({ length: 6 }, () => new Command('/bin/sleep', 'infinity').runAsync({ pool: p })));
+  const plain = rejectsWith(new Command('/bin/sleep', 'infinity').run({ pool: p }), 'EPOOLCLOSED');
   await p.destroy();
   for (const h of handles) {
     assert.is(processState(h.pid), 'gone');
@@ -122,7 +122,7 @@ test('maxQueue: runs past it reject EQUEUEFULL', async () => {
   const p = new SpawnPool({ threads: 1, maxQueue: 1, engine: ENGINE });
   try {
     // Fill the worker (256 at once), then the queue.
-    const busy = Array.from({ length: 256 }, () => new Command('/bin/sleep', '30').runAsync({ pool: p }));
+    const busy = Array.from({ length: 256 }, () => new Command('/bin/sleep', 'infinity').runAsync({ pool: p }));
     const handles = await Promise.all(busy);
     const queued = new Command('/bin/true').run({ pool: p });
     await rejectsWith(new Command('/bin/true').run({ pool: p }), 'EQUEUEFULL');

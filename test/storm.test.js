@@ -25,18 +25,18 @@ const KINDS = {
   ok: { expect: 'ok', run: (pool) => new Command('/bin/true').run({ pool }) },
   exit: { expect: 'EEXIT', run: (pool) => new Command(HELPER, '--no-log', '--exit', '7').run({ pool }) },
   signal: { expect: 'ESIGNAL', run: (pool) => new Command(HELPER, '--no-log', '--signal', '9').run({ pool }) },
-  timeout: { expect: 'ETIMEDOUT', run: (pool) => new Command('/bin/sleep', '30').run({ pool, timeoutMs: 20 }) },
+  timeout: { expect: 'ETIMEDOUT', run: (pool) => new Command('/bin/sleep', 'infinity').run({ pool, timeoutMs: 20 }) },
   abort: {
     expect: 'EABORTED',
     run: async (pool) => {
-      const running = await new Command('/bin/sleep', '30').runAsync({ pool });
+      const running = await new Command('/bin/sleep', 'infinity').runAsync({ pool });
       await running.abort();
       return running.wait();
     },
   },
   signalAbort: {
     expect: 'EABORTED',
-    run: (pool) => new Command('/bin/sleep', '30').run({ pool, signal: AbortSignal.timeout(15) }),
+    run: (pool) => new Command('/bin/sleep', 'infinity').run({ pool, signal: AbortSignal.timeout(15) }),
   },
   maxBuffer: {
     expect: 'EMAXBUFFER',
