@@ -5,7 +5,7 @@ import { CommandError, invalidArgument } from '../shared/errors.js';
 import { commandLine, type CommandLineOptions } from '../shared/quote.js';
 import {
   DEFAULT_MAX_BUFFER,
-  type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd,
+  type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SessionMode,
 } from '../shared/spec.js';
 import {
   checkByteCount, checkEnvName, checkEnvValue, checkFd, checkPath, toArg, toBytes, type ArgValue,
@@ -50,6 +50,7 @@ export class Command {
   #rawStatus = false;
   #maxBuffer = DEFAULT_MAX_BUFFER;
   #nonblocking = false;
+  #session: SessionMode = 'inherit';
 
   constructor(binary: string, ...args: ArgValue[]) {
     this.#binary = checkPath('new Command()', 'binary', binary, String(binary));
@@ -237,6 +238,21 @@ export class Command {
     return this;
   }
 
+  /** The child leads a new session (setsid): no controlling terminal; kills reach its whole group. */
+  newSession(): this {
+    this.#session = 'session';
+    return this;
+  }
+
+  /**
+   * The child leads its own process group: timeout, abort and destroy signal
+   * the whole group, so its own children die with it.
+   */
+  processGroup(): this {
+    if (this.#session === 'inherit') this.#session = 'group';
+    return this;
+  }
+
   /** `result.status` is the raw wait status, signal deaths included. */
   rawStatus(): this {
     this.#rawStatus = true;
@@ -315,6 +331,7 @@ export class Command {
       rawStatus: this.#rawStatus,
       maxBuffer: this.#maxBuffer,
       nonblockingFds: this.#nonblocking,
+      session: this.#session,
     };
   }
 }

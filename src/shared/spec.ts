@@ -40,7 +40,11 @@ export interface CommandSpec {
   readonly rawStatus: boolean;
   readonly maxBuffer: number;
   readonly nonblockingFds: boolean;
+  /** 'group': its own process group; 'session': setsid. Either way, kills reach the whole group. */
+  readonly session: SessionMode;
 }
+
+export type SessionMode = 'inherit' | 'group' | 'session';
 
 export const DEFAULT_MAX_BUFFER = 128 * 1024 * 1024;
 

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { SessionMode } from '../shared/spec.js';
 
 /**
  * The seam between what a run needs and how a child is started. The rest of
@@ -29,6 +30,8 @@ export interface SpawnPlan {
    * native engine applies it; child_process cannot.
    */
   readonly parentDeathSignal: number | undefined;
+  /** A process group (or session) of its own; then kill() signals the whole group. */
+  readonly session: SessionMode;
 }
 
 export interface SpawnedChild {
@@ -36,7 +39,7 @@ export interface SpawnedChild {
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
-  /** Sends a signal; false when the child is already reaped. */
+  /** Sends a signal (to its group, if it leads one); false when the child is already reaped. */
   kill(signal: number): boolean;
   /** Resolves with the raw wait status once the child is reaped. */
   readonly exited: Promise<number>;
@@ -53,4 +56,14 @@ export interface Engine {
   readonly name: 'native' | 'node';
   /** Rejects with SpawnFailure when the program could not be started. */
   spawn(plan: SpawnPlan): Promise<SpawnedChild>;
+}
+
+/** Signals a process group; false when it has no member left. */
+export function killGroup(pgid: number, signal: number): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }

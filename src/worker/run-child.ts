@@ -71,6 +71,7 @@ async function start(task: RunTask, engine: Engine, control: ControlChannel): Pr
       stdio: stdioPlan(spec),
       keepFds: spec.passFds.map((p) => p.fd),
       parentDeathSignal: CHILD_DEATH_SIGNAL,
+      session: spec.session,
     });
   } catch (err) {
     // Whatever an engine throws is this run's failure, never the worker's.

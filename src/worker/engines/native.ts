@@ -1,6 +1,6 @@
 import { Socket } from 'node:net';
 import { loadNativeAddon, type NativeAddon } from '../../shared/native-addon.js';
-import { SpawnFailure, type Engine, type SpawnPlan, type SpawnedChild, type StdioPlan } from '../engine.js';
+import { SpawnFailure, killGroup, type Engine, type SpawnPlan, type SpawnedChild, type StdioPlan } from '../engine.js';
 
 /**
  * The default engine: a small addon that clones with CLONE_VM|CLONE_VFORK
@@ -42,7 +42,10 @@ export const nativeEngine: Engine = {
       child = addon.spawn(
         plan.file, plan.argv, plan.env, plan.cwd ?? null,
         [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
-        plan.keepFds, plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal },
+        plan.keepFds, {
+          ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
+          ...(plan.session === 'session' ? { setsid: true } : plan.session === 'group' ? { setpgid: true } : {}),
+        },
       );
     } catch (err) {
       throw asFailure(err);
@@ -63,7 +66,8 @@ export const nativeEngine: Engine = {
       for (const fd of fds) if (fd >= 0) addon.closeFd(fd);
       throw asFailure(err);
     }
-    const kill = (signal: number): boolean => !reaped && addon.kill(child.pidfd, signal);
+    // The group's id is the child's pid, which cannot be reused before we reap it.
+    const kill = (signal: number): boolean => !reaped && (plan.session === 'inherit' ? addon.kill(child.pidfd, signal) : killGroup(child.pid, signal));
 
     const streams: (Socket | null)[] = [];
     try {

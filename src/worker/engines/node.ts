@@ -4,7 +4,7 @@ import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { createServer, connect, type Socket } from 'node:net';
 import { signalNumber, encodeExit, encodeSignal } from '../../shared/status.js';
-import { SpawnFailure, type Engine, type SpawnPlan, type SpawnedChild } from '../engine.js';
+import { SpawnFailure, killGroup, type Engine, type SpawnPlan, type SpawnedChild } from '../engine.js';
 
 /**
  * The portable engine: child_process.spawn from the worker thread. libuv
@@ -110,7 +110,8 @@ export const nodeEngine: Engine = {
     }
 
     const [argv0 = plan.file, ...args] = plan.argv;
-    const child = spawn(plan.file, args, { argv0, env: envObject(plan.env), cwd: plan.cwd, stdio });
+    // child_process can only setsid (detached), which makes a group too.
+    const child = spawn(plan.file, args, { argv0, env: envObject(plan.env), cwd: plan.cwd, stdio, detached: plan.session !== 'inherit' });
     pair?.[0].destroy();
     if (child.pid === undefined) {
       pair?.[1].destroy();
@@ -127,7 +128,9 @@ export const nodeEngine: Engine = {
       stdin: child.stdin,
       stdout: pair ? pair[1] : child.stdout,
       stderr: pair ? null : child.stderr,
-      kill: (signal) => child.exitCode === null && child.signalCode === null && child.kill(signal),
+      // libuv reaps and sets the exit code in one step: before that, the pid (and group) are still ours.
+      kill: (signal) => child.exitCode === null && child.signalCode === null &&
+        (plan.session === 'inherit' ? child.kill(signal) : killGroup(child.pid!, signal)),
       exited,
     };
   },

@@ -308,10 +308,21 @@ static int js_string_array(napi_env env, napi_value v, const char *what, char **
   if (vec == NULL) return throw_errno(env, ENOMEM, "malloc");
   char *cursor = (char *)(vec + n + 1), *end = cursor + bytes;
   for (uint32_t i = 0; i < n; i++) {
-    /* Bounded by what is left: an element read twice cannot overrun. */
+    /* A getter may answer with another string the second time. Copying it
+       bounded by what is left would truncate it silently, or, with nothing
+       left, copy nothing and leave strlen() to read past the end: measure
+       this very value and refuse it unless it fits whole. */
     if (napi_get_element(env, v, i, &el) != napi_ok ||
-        napi_get_value_string_utf8(env, el, cursor, (size_t)(end - cursor), &len) != napi_ok ||
-        strlen(cursor) != len) {
+        napi_get_value_string_utf8(env, el, NULL, 0, &len) != napi_ok) {
+      free(vec);
+      return throw_type(env, what, "an array of strings");
+    }
+    if (len >= (size_t)(end - cursor)) {
+      free(vec);
+      return throw_type(env, what, "an array of strings that do not change while read");
+    }
+    napi_get_value_string_utf8(env, el, cursor, len + 1, &len);
+    if (strlen(cursor) != len) {
       free(vec);
       return throw_type(env, what, "an array of strings without NUL bytes");
     }
