@@ -1,0 +1,311 @@
+// Shared by the benchmarks: options, the C programs they compile, the
+// machine description, ballast, event-loop measurements and tables.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export const benchDir = fileURLToPath(new URL('.', import.meta.url));
+export const rootDir = join(benchDir, '..');
+export const buildDir = join(benchDir, 'build');
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+/**
+ * Tiny option parser: `--name value`, `--name=value`, `-x value`, bare
+ * `--flag`. `spec` maps every accepted name (and alias) to
+ * { key, type: 'number' | 'string' | 'boolean' | 'list' }.
+ */
+export function parseArgs(argv, spec, usage) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    if (arg === '-h' || arg === '--help') {
+      process.stdout.write(usage);
+      process.exit(0);
+    }
+    let value;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    const opt = spec[arg];
+    if (!opt) {
+      process.stderr.write(`unknown option ${arg}\n\n${usage}`);
+      process.exit(2);
+    }
+    if (opt.type === 'boolean') {
+      out[opt.key] = value === undefined ? true : value !== 'false' && value !== '0';
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) {
+        process.stderr.write(`${arg} needs a value\n`);
+        process.exit(2);
+      }
+      value = argv[++i];
+    }
+    if (opt.type === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0) {
+        process.stderr.write(`${arg}: not a number: ${value}\n`);
+        process.exit(2);
+      }
+      out[opt.key] = n;
+    } else if (opt.type === 'list') {
+      out[opt.key] = value.split(',').map((s) => s.trim()).filter(Boolean);
+    } else {
+      out[opt.key] = value;
+    }
+  }
+  return out;
+}
+
+/** Compiles bench/<name>.c into bench/build/<name> when the binary is missing or older. */
+export function compileC(name, extra = []) {
+  const src = join(benchDir, `${name}.c`);
+  const out = join(buildDir, name);
+  mkdirSync(buildDir, { recursive: true });
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+    execFileSync(process.env.CC || 'cc', ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-pthread', '-o', out, src, ...extra], {
+      stdio: 'inherit',
+    });
+  }
+  return out;
+}
+
+/**
+ * The library under test. `--dist DIR` picks another build; `--snapshot`
+ * first copies dist/ to bench/build/dist (so that a rebuild by someone else
+ * during a long run cannot pull the files away; node_modules still resolves).
+ */
+export async function loadSpawnpool(opts) {
+  let dist = opts.dist ? join(process.cwd(), opts.dist) : join(rootDir, 'dist');
+  if (opts.dist && opts.dist.startsWith('/')) dist = opts.dist;
+  if (!existsSync(join(dist, 'index.js'))) {
+    throw new Error(`${dist}/index.js not found: run \`node build.mjs\` first`);
+  }
+  if (opts.snapshot) {
+    const copy = join(buildDir, 'dist');
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(dist, copy, { recursive: true });
+    dist = copy;
+  }
+  const mod = await import(pathToFileURL(join(dist, 'index.js')).href);
+  return { ...mod, distDir: dist };
+}
+
+function firstMatch(text, re) {
+  const m = re.exec(text);
+  return m ? m[1].trim() : undefined;
+}
+
+/** System call and page-fault costs of this machine (bench/calibrate.c), or {} if it cannot run. */
+export function calibrate() {
+  try {
+    return JSON.parse(execFileSync(compileC('calibrate'), { encoding: 'utf8' }));
+  } catch {
+    return {};
+  }
+}
+
+/** What RESULTS.md says about the machine. */
+export function machine() {
+  let cpu = 'unknown';
+  try {
+    cpu = firstMatch(readFileSync('/proc/cpuinfo', 'utf8'), /^model name\s*:\s*(.*)$/m) ?? cpu;
+  } catch { /* not Linux */ }
+  let kernel = 'unknown';
+  try {
+    kernel = execFileSync('uname', ['-srm'], { encoding: 'utf8' }).trim();
+  } catch { /* no uname */ }
+  let thp = 'unknown';
+  try {
+    thp = firstMatch(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'), /\[(\w+)\]/) ?? thp;
+  } catch { /* no THP */ }
+  let hypervisor;
+  try {
+    hypervisor = firstMatch(execFileSync('dmesg', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), /Hypervisor detected: (.*)$/m);
+  } catch { /* dmesg not readable */ }
+  return {
+    cpu,
+    cores: availableParallelism(),
+    ramGiB: +(totalmem() / GiB).toFixed(1),
+    kernel,
+    node: process.version,
+    thp,
+    hypervisor: hypervisor ?? 'unknown',
+    ...calibrate(),
+  };
+}
+
+export function describeMachine(m) {
+  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB, ${m.kernel}, node ${m.node}, THP ${m.thp}, hypervisor ${m.hypervisor}; ` +
+    `syscall ${m.syscallUs ?? '?'} µs, first-touch fault ${m.fault4kUs ?? '?'} µs per 4 KiB page (${m.faultThpUsPer4k ?? '?'} µs per 4 KiB with THP)`;
+}
+
+export function loadAverage() {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Other benchmark-disturbing processes (the test suite, other benchmarks), by command line. */
+export function busyNeighbours() {
+  try {
+    return execFileSync('pgrep', ['-af', 'uvu|npm test|bench/|/usr/bin/parallel'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l && !l.includes('pgrep') && !l.startsWith(`${process.pid} `) && !l.startsWith(`${process.ppid} `))
+      .map((l) => l.trim());
+  } catch {
+    return [];   // pgrep exits 1 when nothing matches
+  }
+}
+
+/**
+ * Waits (up to maxSeconds) until no neighbour runs and the 1-minute load
+ * average is below maxLoad. Returns what it saw last.
+ */
+export async function waitQuiet(maxSeconds, maxLoad, log) {
+  const until = Date.now() + maxSeconds * 1000;
+  for (;;) {
+    const n = busyNeighbours();
+    const load = Number(loadAverage().split(' ')[0]);
+    if (n.length === 0 && !(load > maxLoad)) return { neighbours: n, load };
+    if (Date.now() > until) return { neighbours: n, load };
+    log(`waiting for a quiet machine: load ${load}, ${n.length} neighbour(s)${n.length ? `: ${n[0]}` : ''}`);
+    await sleep(10_000);
+  }
+}
+
+export function rssMiB() {
+  return Math.round(process.memoryUsage().rss / MiB);
+}
+
+/** Allocates `mib` MiB of Buffers and writes every page, so that all of it is resident. */
+export function allocateBallast(mib) {
+  const chunkMiB = 256;
+  const chunks = [];
+  for (let left = mib, i = 0; left > 0; left -= chunkMiB, i++) {
+    const b = Buffer.allocUnsafeSlow(Math.min(left, chunkMiB) * MiB);
+    b.fill(0x40 + (i % 32));
+    chunks.push(b);
+  }
+  return chunks;
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const nsToMs = (ns) => ns / 1e6;
+
+/**
+ * monitorEventLoopDelay at 1 ms resolution, as { p50, p99, max, samples } in
+ * ms. A loop blocked for the whole storm gives the histogram no sample at
+ * all (it records the interval between two timer runs), so beside it a 1 ms
+ * interval timer tracks the longest gap, the one still open at stop()
+ * included: `stall`.
+ */
+export class LoopDelay {
+  #h = monitorEventLoopDelay({ resolution: 1 });
+  #timer;
+  #last = 0;
+  #stall = 0;
+
+  start() {
+    this.#h.reset();
+    this.#h.enable();
+    this.#last = performance.now();
+    this.#stall = 0;
+    this.#timer = setInterval(() => {
+      const t = performance.now();
+      this.#stall = Math.max(this.#stall, t - this.#last);
+      this.#last = t;
+    }, 1);
+  }
+
+  stop() {
+    this.#h.disable();
+    clearInterval(this.#timer);
+    const stall = Math.max(this.#stall, performance.now() - this.#last);
+    const h = this.#h;
+    if (h.count === 0) return { p50: NaN, p99: NaN, max: NaN, samples: 0, stall };
+    return {
+      p50: nsToMs(h.percentile(50)),
+      p99: nsToMs(h.percentile(99)),
+      max: nsToMs(h.max),
+      samples: h.count,
+      stall,
+    };
+  }
+}
+
+/** The main loop's delay while nothing runs, for `ms`. */
+export async function idleDelay(ms) {
+  const d = new LoopDelay();
+  d.start();
+  await sleep(ms);
+  return d.stop();
+}
+
+/**
+ * Measures `fn` (async) on the main thread: wall time, loop delay, event
+ * loop utilisation and the CPU time of the whole process (all threads).
+ */
+export async function measured(fn) {
+  const delay = new LoopDelay();
+  delay.start();
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await fn();
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const elu = performance.eventLoopUtilization(elu0);
+  return {
+    value,
+    seconds,
+    delay: delay.stop(),
+    elu: elu.utilization,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+/** CPU time (s) of this process's reaped children, from /proc/self/stat. */
+export function childrenCpuSeconds() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 16 and 17 (cutime, cstime) are at 13 and 14 after the comm.
+    const ticks = Number(fields[13]) + Number(fields[14]);
+    return ticks / 100;   // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+export function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+export function fmt(x, digits = 1) {
+  if (x === undefined || x === null || Number.isNaN(x)) return '—';
+  if (typeof x === 'string') return x;
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** A Markdown table (a `|` inside a cell is escaped). */
+export function table(header, rows) {
+  const cell = (c) => String(c).replaceAll('|', '\\|');
+  const lines = [`| ${header.map(cell).join(' | ')} |`, `|${header.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const r of rows) lines.push(`| ${r.map(cell).join(' | ')} |`);
+  return lines.join('\n');
+}
