@@ -9,8 +9,7 @@ import { open } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  busyNeighbours, compileC, describeMachine, fmt, GiB, loadAverage, waitQuiet, loadSpawnpool, machine, measured, median, MiB, parseArgs, table,
-} from './lib.mjs';
+  busyNeighbours, compileC, describeMachine, fmt, GiB, loadAverage, waitQuiet, loadSpawnpool, machine, measured, median, MiB, parseArgs, table, selectContenders } from './lib.mjs';
 
 const CONTENDERS = ['cat', 'c-capture', 'c-capture-thp', 'native', 'node', 'child_process'];
 const LABELS = {
@@ -55,13 +54,7 @@ const bytes = opts.bytes ?? (quick ? 256 * MiB : GiB);
 const chunk = opts.chunk ?? MiB;
 const rounds = Math.max(1, opts.rounds ?? (quick ? 1 : 2));
 const threads = opts.threads ?? availableParallelism();
-for (const name of [...(opts.only ?? []), ...(opts.skip ?? [])]) {
-  if (!CONTENDERS.includes(name)) {
-    console.error(`unknown contender ${name}; known: ${CONTENDERS.join(', ')}`);
-    process.exit(2);
-  }
-}
-const contenders = CONTENDERS.filter((c) => (opts.only ? opts.only.includes(c) : true) && !(opts.skip ?? []).includes(c));
+const contenders = selectContenders(CONTENDERS, opts);
 const log = (...a) => console.error(...a);
 
 const producer = compileC('producer');

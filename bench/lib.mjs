@@ -66,6 +66,17 @@ export function parseArgs(argv, spec, usage) {
 }
 
 /** Compiles bench/<name>.c into bench/build/<name> when the binary is missing or older. */
+/** The contenders --only / --skip leave, in their fixed order; an unknown name exits 2. */
+export function selectContenders(all, opts) {
+  for (const name of [...(opts.only ?? []), ...(opts.skip ?? [])]) {
+    if (!all.includes(name)) {
+      console.error(`unknown contender ${name}; known: ${all.join(', ')}`);
+      process.exit(2);
+    }
+  }
+  return all.filter((c) => (opts.only ? opts.only.includes(c) : true) && !(opts.skip ?? []).includes(c));
+}
+
 export function compileC(name, extra = []) {
   const src = join(benchDir, `${name}.c`);
   const out = join(buildDir, name);

@@ -8,8 +8,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   allocateBallast, busyNeighbours, childrenCpuSeconds, compileC, fmt, idleDelay, loadAverage, loadSpawnpool, machine,
-  measured, median, parseArgs, rssMiB, table, waitQuiet, describeMachine,
-} from './lib.mjs';
+  measured, median, parseArgs, rssMiB, table, waitQuiet, describeMachine, selectContenders } from './lib.mjs';
 
 const CONTENDERS = ['c-loop', 'native', 'node', 'child_process', 'execa'];
 const LABELS = {
@@ -72,13 +71,7 @@ const repeatKey = Math.max(repeat, opts.repeatKey ?? (quick ? 1 : 2));
 const KEY = ['c-loop', 'native'];
 const program = opts.program ?? '/bin/true';
 const heaps = (opts.heaps ?? ['0', '2048']).map(Number);
-for (const name of [...(opts.only ?? []), ...(opts.skip ?? [])]) {
-  if (!CONTENDERS.includes(name)) {
-    console.error(`unknown contender ${name}; known: ${CONTENDERS.join(', ')}`);
-    process.exit(2);
-  }
-}
-const contenders = CONTENDERS.filter((c) => (opts.only ? opts.only.includes(c) : true) && !(opts.skip ?? []).includes(c));
+const contenders = selectContenders(CONTENDERS, opts);
 
 const log = (...a) => console.error(...a);
 
