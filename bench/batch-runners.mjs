@@ -3,7 +3,7 @@
 // whole process, timed wall-clock from spawn to exit; the rounds interleave
 // the runners so that the machine's noise falls on all of them alike.
 //
-//   node bench/batch-runners.mjs [-n 5000] [-j 2] [--rounds 3]
+//   node bench/batch-runners.mjs [-n 5000] [-j 2] [--rounds 3] [--dist DIR]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -11,11 +11,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '5000' }, j: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: {
+  n: { type: 'string', default: '5000' }, j: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' },
+  // A copy of dist/ (so a rebuild during the run cannot disturb it).
+  dist: { type: 'string' },
+} });
 const n = Number(values.n);
 const j = values.j;
 const rounds = Number(values.rounds);
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const cli = values.dist ? join(values.dist, 'cli.js') : fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
 const dir = mkdtempSync(join(tmpdir(), 'spawnpool-batch-bench-'));
 const jsonl = join(dir, 'jobs.jsonl');

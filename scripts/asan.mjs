@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 // The files that spawn on the native engine, but pipes.test.js: ASan's
 // quarantine and redzones break its bound on RSS growth. Name it to run it.
-const pattern = process.argv[2] ?? '^(native|commandhelper|async|pool|status|storm|group|lifetime)\\.test\\.js$';
+const pattern = process.argv[2] ?? '^(native|commandhelper|async|pool|status|storm|group|lifetime|attributes|daemon|handshake)\\.test\\.js$';
 const addon = join(root, 'dist/native/spawnpool_native.node');
 
 function step(what) {
@@ -51,6 +51,8 @@ if (!libasan.startsWith('/') || !existsSync(libasan)) throw new Error(`libasan.s
 // ---- 1, 2: build, stage, restore ----------------------------------------------
 
 const stage = mkdtempSync(join(tmpdir(), 'spawnpool-asan-'));
+// Tests that run a child or a host under another uid must reach the tree.
+chmodSync(stage, 0o755);
 const reports = join(stage, 'reports');
 step(`building the ASan addon; staging in ${stage}`);
 try {
@@ -59,6 +61,12 @@ try {
   mkdirSync(join(stage, 'test'));
   mkdirSync(reports);
   copyFileSync(addon, join(stage, 'dist/native/spawnpool_native.node'));
+  // The exec helper (daemonize, handshake), built with ASan too.
+  const helperBin = join(root, 'dist/native/spawnpool-exec-helper');
+  if (existsSync(helperBin)) {
+    copyFileSync(helperBin, join(stage, 'dist/native/spawnpool-exec-helper'));
+    chmodSync(join(stage, 'dist/native/spawnpool-exec-helper'), 0o755);
+  }
 } finally {
   step('rebuilding the normal addon into dist/native');
   node(['scripts/build-native.mjs', '--strict']);
@@ -114,7 +122,7 @@ const code = await new Promise((resolve) => {
 function ours(block) {
   const frames = block.match(/^\s+#\d+ 0x[0-9a-f]+ .*$/gm) ?? [];
   for (const frame of frames.slice(1)) {
-    if (/spawn\.c:\d+|spawnpool_native\.node/.test(frame)) return true;
+    if (/spawn\.c:\d+|exec-helper\.c:\d+|spawnpool_native\.node/.test(frame)) return true;
     if (!/ in (napi_|v8impl::)/.test(frame)) return false;
   }
   return false;

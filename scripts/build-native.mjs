@@ -1,5 +1,7 @@
 // Builds the native engine (src/worker/native/spawn.c) into
-// dist/native/spawnpool_native.node, without touching the network.
+// dist/native/spawnpool_native.node, and its exec helper
+// (src/worker/native/exec-helper.c, for daemonize() and requireHandshake())
+// into dist/native/spawnpool-exec-helper, without touching the network.
 //
 // node-gyp when one is installed (this package's, or the copy bundled with
 // npm) and Node's headers are on disk; otherwise, or if it fails, the C
@@ -14,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const srcDir = join(root, 'src/worker/native');
 const outFile = join(root, 'dist/native/spawnpool_native.node');
+const helperFile = join(root, 'dist/native/spawnpool-exec-helper');
 const strict = process.argv.includes('--strict');
 const asan = process.argv.includes('--asan');
 const CFLAGS = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'];
@@ -91,9 +94,38 @@ function build() {
   return built.how;
 }
 
+/** The exec helper: a plain program, always with cc. Without it, only daemonize() and requireHandshake() are missing (ENOTSUP). */
+function buildHelper() {
+  const sanitize = asan ? ['-fsanitize=address', '-fno-omit-frame-pointer', '-g'] : [];
+  const tmp = `${helperFile}.tmp`;
+  mkdirSync(dirname(helperFile), { recursive: true });
+  const cc = (extra) => run(process.env.CC || 'cc', ['-std=gnu11', '-O2', '-Wall', '-Wextra', ...sanitize, ...extra, '-o', tmp, join(srcDir, 'exec-helper.c')]);
+  try {
+    // Static when the libc allows it: no dynamic loader to run, about half
+    // of the helper's cost per spawn. It calls nothing that needs NSS.
+    try {
+      if (asan) throw new BuildError('no static ASan');
+      cc(['-static']);
+    } catch {
+      cc([]);
+    }
+    renameSync(tmp, helperFile);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 try {
   const how = build();
   console.log(`spawnpool: native engine built with ${how}: ${outFile}`);
+  try {
+    buildHelper();
+    console.log(`spawnpool: exec helper built: ${helperFile}`);
+  } catch (err) {
+    if (strict && err.cause) console.error(err.cause);
+    console.error(`spawnpool: exec helper not built (${err.message}); daemonize() and requireHandshake() will fail with ENOTSUP`);
+    if (strict) process.exitCode = 1;
+  }
 } catch (err) {
   if (strict && err.cause) console.error(err.cause);
   console.error(`spawnpool: native engine not built (${err.message}); the child_process engine will be used`);

@@ -5,11 +5,13 @@ import { CommandError, invalidArgument } from '../shared/errors.js';
 import { commandLine, type CommandLineOptions } from '../shared/quote.js';
 import {
   DEFAULT_MAX_BUFFER,
+  CAPABILITIES,
   type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SessionMode,
 } from '../shared/spec.js';
 import {
-  checkByteCount, checkEnvName, checkEnvValue, checkFd, checkPath, toArg, toBytes, type ArgValue,
+  checkByteCount, checkEnvName, checkEnvValue, checkFd, checkId, checkLimit, checkPath, toArg, toBytes, type ArgValue,
 } from './validate.js';
+import { signalNumber } from '../shared/status.js';
 import { resolveBinary } from '../shared/resolve.js';
 import { runCommand, runCommandAsync, type RunOptions } from './run.js';
 import type { RunResult } from './result.js';
@@ -51,6 +53,20 @@ export class Command {
   #maxBuffer = DEFAULT_MAX_BUFFER;
   #nonblocking = false;
   #session: SessionMode = 'inherit';
+  #umask: number | undefined;
+  #maxProcesses: number | undefined;
+  #maxFiles: number | undefined;
+  #maxMemLock: number | undefined;
+  #maxCoreSize: number | undefined;
+  #uid: number | undefined;
+  #gid: number | undefined;
+  #clearCaps = false;
+  #allowedCaps = new Set<number>();
+  #noNewPrivileges = false;
+  #parentDeathSignal: number | undefined;
+  #daemonize = false;
+  #pidFile: string | undefined;
+  #handshake = false;
 
   constructor(binary: string, ...args: ArgValue[]) {
     this.#binary = checkPath('new Command()', 'binary', binary, String(binary));
@@ -170,8 +186,119 @@ export class Command {
   // ---- process attributes ----------------------------------------------
 
   cwd(dir: string): this {
-    this.#cwd = checkPath('cwd()', 'directory', dir, this.#binary);
+    const checked = checkPath('cwd()', 'directory', dir, this.#binary);
+    if (this.#daemonize) throw invalidArgument('cwd()', 'a daemon always runs in /', this.#binary);
+    this.#cwd = checked;
     return this;
+  }
+
+  /**
+   * setsid, cwd /, double fork: run() resolves when the intermediate exits,
+   * with `result.daemonPid`. The daemon outlives the pool (no death signal).
+   */
+  daemonize(): this {
+    if (this.#cwd !== undefined) throw invalidArgument('daemonize()', 'a daemon always runs in /: drop cwd()', this.#binary);
+    const buffer = this.#bufferMethod();
+    if (buffer) throw invalidArgument('daemonize()', `a daemon cannot use ${buffer}`, this.#binary);
+    this.#daemonize = true;
+    return this;
+  }
+
+  /** Needs daemonize(): the daemon writes its pid there, holding a write lock, before run() resolves. */
+  pidFile(path: string): this {
+    this.#pidFile = checkPath('pidFile()', 'path', path, this.#binary);
+    return this;
+  }
+
+  /** Drop every capability (effective, permitted, inheritable, bounding) but those allowCap() names. */
+  clearCaps(): this {
+    this.#clearCaps = true;
+    return this;
+  }
+
+  /** Keep one capability ('CAP_NET_ADMIN' or its number) when the others are dropped; raised as ambient for a non-root uid. */
+  allowCap(cap: string | number): this {
+    let num: number;
+    if (typeof cap === 'string') {
+      num = CAPABILITIES.indexOf(cap.toUpperCase().startsWith('CAP_') ? cap.toUpperCase() : `CAP_${cap.toUpperCase()}`);
+      if (num < 0) throw invalidArgument('allowCap()', `unknown capability ${JSON.stringify(cap)}`, this.#binary);
+    } else if (typeof cap === 'number' && Number.isInteger(cap) && cap >= 0 && cap <= 63) {
+      num = cap;
+    } else {
+      throw invalidArgument('allowCap()', `capability must be a name such as 'CAP_NET_ADMIN' or a number from 0 to 63, got ${String(cap)}`, this.#binary);
+    }
+    this.#allowedCaps.add(num);
+    return this;
+  }
+
+  /** setreuid; with clearCaps()/allowCap() the allowed caps survive as ambient. */
+  uid(n: number): this {
+    this.#uid = checkId('uid()', n, this.#binary);
+    return this;
+  }
+
+  /** setregid, and setgroups with the supplementary groups of the uid() user (or just this gid). */
+  gid(n: number): this {
+    this.#gid = checkId('gid()', n, this.#binary);
+    return this;
+  }
+
+  umask(mask: number): this {
+    this.#umask = checkLimit('umask()', mask, this.#binary, 0o777);
+    return this;
+  }
+
+  /** RLIMIT_NPROC, soft = hard. */
+  maxProcesses(n: number): this {
+    this.#maxProcesses = checkLimit('maxProcesses()', n, this.#binary);
+    return this;
+  }
+
+  /** RLIMIT_NOFILE, soft = hard. */
+  maxFiles(n: number): this {
+    this.#maxFiles = checkLimit('maxFiles()', n, this.#binary);
+    return this;
+  }
+
+  /** RLIMIT_MEMLOCK in bytes, soft = hard. */
+  maxMemLock(bytes: number): this {
+    this.#maxMemLock = checkLimit('maxMemLock()', bytes, this.#binary);
+    return this;
+  }
+
+  /** RLIMIT_CORE in bytes, soft = hard. */
+  maxCoreSize(bytes: number): this {
+    this.#maxCoreSize = checkLimit('maxCoreSize()', bytes, this.#binary);
+    return this;
+  }
+
+  /** PR_SET_NO_NEW_PRIVS: exec can never grant more privileges (setuid bits, file caps). */
+  noNewPrivileges(): this {
+    this.#noNewPrivileges = true;
+    return this;
+  }
+
+  /** PR_SET_PDEATHSIG: the signal the child gets when the thread that spawned it ends (default SIGKILL). */
+  parentDeathSignal(sig: NodeJS.Signals | number): this {
+    const num = signalNumber(sig);
+    if (num === undefined || num === 0) throw invalidArgument('parentDeathSignal()', `unknown signal ${String(sig)}`, this.#binary);
+    this.#parentDeathSignal = num;
+    return this;
+  }
+
+  /** runAsync() only: the child stops just before exec until `handle.handshakeNotify()`. */
+  requireHandshake(): this {
+    this.#handshake = true;
+    return this;
+  }
+
+  /** The buffer a daemon cannot have, if one is set. */
+  #bufferMethod(): string | undefined {
+    if (this.#stdin.kind === 'buffer') return 'inputBuffer()';
+    if (this.#stdout.kind === 'combined') return 'captureCombined()';
+    if (this.#stdout.kind === 'capture') return 'captureOutput()';
+    if (this.#stderr.kind === 'capture') return 'captureError()';
+    return undefined;
   }
 
   // ---- file descriptors and stdio --------------------------------------
@@ -267,6 +394,7 @@ export class Command {
   }
 
   #setInput(method: string, wiring: InputWiring): this {
+    if (this.#daemonize && wiring.kind === 'buffer') throw invalidArgument(method, 'a daemon cannot use buffers', this.#binary);
     if (this.#stdin.kind !== 'null' && this.#stdin.kind !== wiring.kind) {
       throw invalidArgument(method, `stdin is already wired as ${this.#stdin.kind}`, this.#binary);
     }
@@ -282,6 +410,9 @@ export class Command {
   }
 
   #setOutput(method: string, stream: 'stdout' | 'stderr', wiring: OutputWiring): this {
+    if (this.#daemonize && (wiring.kind === 'capture' || wiring.kind === 'combined')) {
+      throw invalidArgument(method, 'a daemon cannot use buffers', this.#binary);
+    }
     this.#checkOutput(method, stream, wiring);
     if (stream === 'stdout') this.#stdout = wiring;
     else this.#stderr = wiring;
@@ -332,6 +463,22 @@ export class Command {
       maxBuffer: this.#maxBuffer,
       nonblockingFds: this.#nonblocking,
       session: this.#session,
+      attrs: {
+        umask: this.#umask,
+        maxProcesses: this.#maxProcesses,
+        maxFiles: this.#maxFiles,
+        maxMemLock: this.#maxMemLock,
+        maxCoreSize: this.#maxCoreSize,
+        uid: this.#uid,
+        gid: this.#gid,
+        clearCaps: this.#clearCaps,
+        allowedCaps: [...this.#allowedCaps],
+        noNewPrivileges: this.#noNewPrivileges,
+        parentDeathSignal: this.#parentDeathSignal,
+        daemonize: this.#daemonize,
+        pidFile: this.#pidFile,
+        handshake: this.#handshake,
+      },
     };
   }
 }

@@ -58,5 +58,6 @@ export function settle(spec: CommandSpec, outcome: RunOutcome, command: string, 
     stdout, stderr, output,
     durationMs: outcome.durationMs,
     command,
+    daemonPid: outcome.daemonPid,
   });
 }

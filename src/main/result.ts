@@ -44,6 +44,7 @@ export interface ResultFields {
   readonly output: LazyText | undefined;
   readonly durationMs: number;
   readonly command: string;
+  readonly daemonPid?: number | undefined;
 }
 
 /** A RunResult whose captured streams are decoded when first read. */
@@ -53,6 +54,7 @@ export class CompletedRun implements RunResult {
   readonly signal: NodeJS.Signals | undefined;
   readonly durationMs: number;
   readonly command: string;
+  readonly daemonPid: number | undefined;
   readonly #fields: ResultFields;
 
   constructor(fields: ResultFields) {
@@ -62,6 +64,7 @@ export class CompletedRun implements RunResult {
     this.signal = fields.signal;
     this.durationMs = fields.durationMs;
     this.command = fields.command;
+    this.daemonPid = fields.daemonPid;
   }
 
   get stdout(): string | Uint8Array | undefined {
@@ -77,7 +80,7 @@ export class CompletedRun implements RunResult {
   }
 
   toJSON(): object {
-    const { pid, status, signal, stdout, stderr, output, durationMs, command } = this;
-    return { pid, status, signal, stdout, stderr, output, durationMs, command };
+    const { pid, status, signal, stdout, stderr, output, durationMs, command, daemonPid } = this;
+    return { pid, status, signal, stdout, stderr, output, durationMs, command, ...(daemonPid === undefined ? {} : { daemonPid }) };
   }
 }

@@ -99,6 +99,27 @@ class PooledRun implements RunHandle {
     return settle(this.spec, await this.outcome, this.command, wantStatus);
   }
 
+  async handshakeWait(): Promise<void> {
+    if (!this.spec.attrs.handshake) {
+      throw new CommandError('EINVAL', 'handshakeWait(): the command has no requireHandshake()', { command: this.command, pid: this.pid });
+    }
+    const ended = this.outcome.then(
+      (o) => o.failure ?? { code: 'ESPAWN', message: 'the child ended before the handshake' },
+      () => ({ code: 'ESPAWN', message: 'the run failed before the handshake' }));
+    const failure = await Promise.race([this.#remote.handshakeWait(), ended]);
+    if (failure) {
+      throw new CommandError(failure.code, `handshakeWait(): ${this.command}: ${failure.message}`, { command: this.command, pid: this.pid });
+    }
+  }
+
+  async handshakeNotify(): Promise<void> {
+    if (!this.spec.attrs.handshake) {
+      throw new CommandError('EINVAL', 'handshakeNotify(): the command has no requireHandshake()', { command: this.command, pid: this.pid });
+    }
+    if (this.#over) return;
+    await Promise.race([this.#remote.handshakeNotify(), this.outcome.then(() => undefined, () => undefined)]);
+  }
+
   async abort(signal: number | undefined): Promise<void> {
     if (this.#over) return;
     await Promise.race([this.#remote.abort(signal), this.outcome.then(() => undefined, () => undefined)]);
@@ -115,10 +136,20 @@ function checkNoPipes(spec: CommandSpec, command: string): void {
   if (piped.length > 0) throw new CommandError('EINVAL', `run(): ${piped.join(', ')} need runAsync()`, { command });
 }
 
+/** Settings that only make sense together, or with one way of running. */
+function checkAttributes(spec: CommandSpec, command: string, method: 'run()' | 'runAsync()'): void {
+  const problem = spec.attrs.pidFile !== undefined && !spec.attrs.daemonize ? 'pidFile() needs daemonize()'
+    : method === 'runAsync()' && spec.attrs.daemonize ? 'daemonize() needs run(): it resolves when the intermediate exits'
+    : method === 'run()' && spec.attrs.handshake ? 'requireHandshake() needs runAsync(): nobody could notify the child'
+    : undefined;
+  if (problem) throw new CommandError('EINVAL', `${method}: ${problem}`, { command });
+}
+
 export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<RunResult> {
   const command = commandLine(spec.env, [spec.binary, ...spec.args]);
   const o = checkOptions(opts, command);
   checkNoPipes(spec, command);
+  checkAttributes(spec, command, 'run()');
   const dry = activeDryRun();
   if (dry) return settle(spec, await dry.execute(spec, command), command, o.status);
   if (o.signal?.aborted) throw abortedBeforeStart(command);
@@ -139,6 +170,7 @@ export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<
 export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Promise<RunningCommand> {
   const command = commandLine(spec.env, [spec.binary, ...spec.args]);
   const o = checkOptions(opts, command);
+  checkAttributes(spec, command, 'runAsync()');
   const dry = activeDryRun();
   if (dry) {
     const outcome = await dry.execute(spec, command);
@@ -147,6 +179,8 @@ export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Pro
       ...dryRunPipes(spec, outcome),
       finish: async (wantStatus) => settle(spec, outcome, command, wantStatus),
       abort: async () => undefined,
+      handshakeWait: async () => undefined,
+      handshakeNotify: async () => undefined,
     }, o.status);
   }
   if (o.signal?.aborted) throw abortedBeforeStart(command);

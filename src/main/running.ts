@@ -19,6 +19,10 @@ export interface RunHandle {
   finish(wantStatus: boolean): Promise<RunResult>;
   /** Ends the child; resolves once it is reaped. */
   abort(signal: number | undefined): Promise<void>;
+  /** requireHandshake(): resolves once the child waits just before exec. */
+  handshakeWait(): Promise<void>;
+  /** requireHandshake(): lets the child exec. */
+  handshakeNotify(): Promise<void>;
 }
 
 /**
@@ -61,6 +65,19 @@ export class RunningCommand implements AsyncDisposable {
       throw new CommandError('EINVAL', `lines(): ${stream} is not a pipe; use .${stream === 'stdout' ? 'outputPipe' : 'errorPipe'}()`, { command: '' });
     }
     for await (const line of readLines(source)) yield line.text;
+  }
+
+  /**
+   * With `.requireHandshake()`: resolves once the child has applied every
+   * attribute and waits just before exec; rejects if it failed or ended first.
+   */
+  handshakeWait(): Promise<void> {
+    return this.#handle.handshakeWait();
+  }
+
+  /** With `.requireHandshake()`: lets the waiting child exec. */
+  handshakeNotify(): Promise<void> {
+    return this.#handle.handshakeNotify();
   }
 
   async abort(signal?: NodeJS.Signals | number): Promise<void> {

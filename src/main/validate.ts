@@ -64,3 +64,19 @@ export function toBytes(method: string, data: unknown, command: string): Uint8Ar
   if (data instanceof Uint8Array) return new Uint8Array(data); // own copy: later caller edits must not reach the child
   throw invalidArgument(method, `data must be a string or a Uint8Array, got ${describe(data)}`, command);
 }
+
+/** A uid or gid: 0 to 2^31-2 (-1 means "unchanged" to the kernel). */
+export function checkId(method: string, value: unknown, command: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= 0x7fffffff) {
+    throw invalidArgument(method, `id must be an integer from 0 to 2147483646, got ${describe(value)}`, command);
+  }
+  return value;
+}
+
+/** A limit or mask: an integer from 0 to `max`. */
+export function checkLimit(method: string, value: unknown, command: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw invalidArgument(method, `value must be an integer from 0 to ${max}, got ${describe(value)}`, command);
+  }
+  return value;
+}

@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -6,12 +7,34 @@ export interface NativeAddon {
   spawn(
     file: string, argv: readonly string[], envp: readonly string[], cwd: string | null,
     stdio: [number, number, number], keepFds: readonly number[],
-    flags: { setsid?: boolean; setpgid?: boolean; pdeathsig?: number },
+    flags: SpawnFlags,
   ): { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
+  /** The groups setgroups() gets for that uid/gid (-1: unset), looked up through NSS on this thread. */
+  groupList(uid: number, gid: number): number[];
+  /** A close-on-exec pipe: [read end, write end]. */
+  pipe(): [number, number];
   /** Owns the pidfd from then on; calls back once, with the raw wait status (-1: status lost). */
   watch(pidfd: number, callback: (rawStatus: number) => void): void;
   kill(pidfd: number, signal: number): boolean;
   closeFd(fd: number): void;
+}
+
+/** What the vfork child applies before exec (src/worker/native/attrs.h). */
+export interface SpawnFlags {
+  setsid?: boolean;
+  setpgid?: boolean;
+  pdeathsig?: number;
+  umask?: number;
+  nproc?: number;
+  nofile?: number;
+  memlock?: number;
+  core?: number;
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+  restrictCaps?: boolean;
+  allowedCaps?: number[];
+  noNewPrivs?: boolean;
 }
 
 export type NativeLoad = { readonly addon: NativeAddon } | { readonly reason: string };
@@ -33,4 +56,18 @@ export function loadNativeAddon(): NativeLoad {
     loaded = { reason: `cannot load ${path}: ${(err as Error).message.split('\n')[0]}` };
   }
   return loaded;
+}
+
+/**
+ * The exec helper (src/worker/native/exec-helper.c), built beside the addon:
+ * its path, or why it cannot be used.
+ */
+export function execHelper(): { readonly path: string } | { readonly reason: string } {
+  const path = fileURLToPath(new URL('./native/spawnpool-exec-helper', import.meta.url));
+  try {
+    accessSync(path, constants.X_OK);
+    return { path };
+  } catch (err) {
+    return { reason: `the exec helper ${path} is not available (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+  }
 }

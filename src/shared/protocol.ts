@@ -40,6 +40,8 @@ export interface RunOutcome {
   readonly output: Uint8Array | undefined;
   /** The last bytes of stderr, kept even when stderr was not captured. */
   readonly stderrTail: Uint8Array | undefined;
+  /** daemonize(): the daemon's pid, as the exec helper reported it. */
+  readonly daemonPid?: number | undefined;
   readonly durationMs: number;
   readonly queueWaitMs: number;
   readonly spawnMs: number;
@@ -51,4 +53,8 @@ export interface ChildControl {
   spawned(): Promise<number>;
   /** killSignal (or `signal`), SIGKILL after killGraceMs; resolves once reaped. */
   abort(signal?: number): Promise<void>;
+  /** Resolves once the child waits just before exec (undefined), or with why it never will. */
+  handshakeWait(): Promise<WireFailure | undefined>;
+  /** Lets the child exec. */
+  handshakeNotify(): Promise<void>;
 }

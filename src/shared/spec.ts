@@ -42,7 +42,65 @@ export interface CommandSpec {
   readonly nonblockingFds: boolean;
   /** 'group': its own process group; 'session': setsid. Either way, kills reach the whole group. */
   readonly session: SessionMode;
+  /** umask, rlimits, capabilities, credentials, prctl options, daemon, handshake. */
+  readonly attrs: ProcessAttributes;
 }
+
+/**
+ * The "Process attributes" of DESIGN.md beyond cwd and session. Undefined or
+ * false: inherited from the spawning thread as it is.
+ */
+export interface ProcessAttributes {
+  readonly umask: number | undefined;
+  readonly maxProcesses: number | undefined;
+  readonly maxFiles: number | undefined;
+  readonly maxMemLock: number | undefined;
+  readonly maxCoreSize: number | undefined;
+  readonly uid: number | undefined;
+  readonly gid: number | undefined;
+  /** clearCaps(): drop every capability but allowedCaps. */
+  readonly clearCaps: boolean;
+  /** Capability numbers allowCap() named; any of them also drops all others. */
+  readonly allowedCaps: readonly number[];
+  readonly noNewPrivileges: boolean;
+  /** Replaces the default death signal (SIGKILL) of a native child. */
+  readonly parentDeathSignal: number | undefined;
+  readonly daemonize: boolean;
+  readonly pidFile: string | undefined;
+  readonly handshake: boolean;
+}
+
+/** The builder method behind each attribute, for messages (ENOTSUP, EINVAL). */
+export function requestedAttributes(a: ProcessAttributes): string[] {
+  const named: [boolean, string][] = [
+    [a.umask !== undefined, 'umask()'],
+    [a.maxProcesses !== undefined, 'maxProcesses()'],
+    [a.maxFiles !== undefined, 'maxFiles()'],
+    [a.maxMemLock !== undefined, 'maxMemLock()'],
+    [a.maxCoreSize !== undefined, 'maxCoreSize()'],
+    [a.uid !== undefined, 'uid()'],
+    [a.gid !== undefined, 'gid()'],
+    [a.clearCaps, 'clearCaps()'],
+    [a.allowedCaps.length > 0, 'allowCap()'],
+    [a.noNewPrivileges, 'noNewPrivileges()'],
+    [a.parentDeathSignal !== undefined, 'parentDeathSignal()'],
+    [a.daemonize, 'daemonize()'],
+    [a.pidFile !== undefined, 'pidFile()'],
+    [a.handshake, 'requireHandshake()'],
+  ];
+  return named.filter(([set]) => set).map(([, name]) => name);
+}
+
+/** Linux capability names, by number (linux/capability.h). */
+export const CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
+  'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
+  'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+];
 
 export type SessionMode = 'inherit' | 'group' | 'session';
 

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import type { ChildControl } from '../shared/protocol.js';
+import type { ChildControl, WireFailure } from '../shared/protocol.js';
+import type { HelperChannel } from './engine.js';
 import { isFrame, postFrame, rpcEndpoint, type Frame } from '../shared/stream-frames.js';
 
 /**
@@ -14,6 +15,8 @@ export class ControlChannel {
   readonly #spawned = new Promise<number>((r) => { this.#resolveSpawned = r; });
   readonly #reaped = new Promise<void>((r) => { this.#resolveReaped = r; });
   #onAbort: ((signal?: number) => void) | undefined;
+  #helper: HelperChannel | undefined;
+  #notifyEarly = false;
   /** An abort that came before there was a child to signal. */
   pendingAbort: { signal: number | undefined } | undefined;
   /** Stream frames from the main thread, held until the run has its pipes. */
@@ -27,6 +30,16 @@ export class ControlChannel {
         if (this.#onAbort) this.#onAbort(signal);
         else this.pendingAbort ??= { signal };
         return this.#reaped;
+      },
+      handshakeWait: async (): Promise<WireFailure | undefined> => {
+        const pid = await this.#spawned;
+        if (pid === 0) return { code: 'ESPAWN', message: 'the child was not started' };
+        if (!this.#helper) return { code: 'EINVAL', message: 'the child does not wait for a handshake' };
+        return this.#helper.ready;
+      },
+      handshakeNotify: async () => {
+        if (this.#helper) this.#helper.notify();
+        else this.#notifyEarly = true;
       },
     };
     Comlink.expose(api, rpcEndpoint(port));
@@ -49,8 +62,10 @@ export class ControlChannel {
   }
 
   /** From now on, aborts go to `handler`. */
-  started(pid: number, handler: (signal?: number) => void): void {
+  started(pid: number, handler: (signal?: number) => void, helper?: HelperChannel): void {
     this.#onAbort = handler;
+    this.#helper = helper;
+    if (this.#notifyEarly) helper?.notify();
     this.#resolveSpawned(pid);
   }
 

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
-import type { SessionMode } from '../shared/spec.js';
+import type { ProcessAttributes, SessionMode } from '../shared/spec.js';
+import type { WireFailure } from '../shared/protocol.js';
 
 /**
  * The seam between what a run needs and how a child is started. The rest of
@@ -32,6 +33,8 @@ export interface SpawnPlan {
   readonly parentDeathSignal: number | undefined;
   /** A process group (or session) of its own; then kill() signals the whole group. */
   readonly session: SessionMode;
+  /** umask, rlimits, caps, credentials, prctl options, daemon, handshake (parentDeathSignal above is the one to apply). */
+  readonly attrs: ProcessAttributes;
 }
 
 export interface SpawnedChild {
@@ -43,6 +46,20 @@ export interface SpawnedChild {
   kill(signal: number): boolean;
   /** Resolves with the raw wait status once the child is reaped. */
   readonly exited: Promise<number>;
+  /** When the exec helper was started (daemonize, handshake): what it reports. */
+  readonly helper?: HelperChannel | undefined;
+}
+
+/** The exec helper's reports, and the worker's half of the handshake. */
+export interface HelperChannel {
+  /** The child waits for handshakeNotify(); or why it never will. */
+  readonly ready: Promise<WireFailure | undefined>;
+  /** Lets the child go on to exec. */
+  notify(): void;
+  /** Once the helper has nothing more to say (the target exec'd, or a step failed): a failure, the daemon's pid. */
+  readonly done: Promise<{ failure: WireFailure | undefined; daemonPid: number | undefined }>;
+  /** The run is being cut short: stop listening. */
+  abandon(): void;
 }
 
 /** A spawn that failed before the program ran, with the errno name. */

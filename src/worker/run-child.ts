@@ -70,8 +70,9 @@ async function start(task: RunTask, engine: Engine, control: ControlChannel): Pr
       cwd: spec.cwd,
       stdio: stdioPlan(spec),
       keepFds: spec.passFds.map((p) => p.fd),
-      parentDeathSignal: CHILD_DEATH_SIGNAL,
+      parentDeathSignal: spec.attrs.parentDeathSignal ?? CHILD_DEATH_SIGNAL,
       session: spec.session,
+      attrs: spec.attrs,
     });
   } catch (err) {
     // Whatever an engine throws is this run's failure, never the worker's.
@@ -142,13 +143,16 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   const timer = task.timeoutMs === undefined ? undefined
     : setTimeout(() => ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`), task.timeoutMs);
   const abort = (signal?: number) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal);
-  control.started(child.pid, abort);
+  control.started(child.pid, abort, child.helper);
   if (control.pendingAbort) abort(control.pendingAbort.signal);
 
   const rawStatus = await child.exited;
   clearTimeout(timer);
   ending.settle();
   live.delete(ending);
+  // The helper's last word: a daemon's status pipe closes when the daemon execs (or fails).
+  if (ending.reason) child.helper?.abandon();
+  const helper = child.helper && !ending.reason ? await child.helper.done : undefined;
   // Input nobody ended: the child is gone, close our end.
   child.stdin?.destroy();
   const readers = [stdout, stderr, tail, ...pipes].filter((r) => r !== undefined);
@@ -161,7 +165,8 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   return {
     pid: child.pid,
     rawStatus,
-    failure: ending.reason,
+    failure: ending.reason ?? helper?.failure,
+    daemonPid: helper?.daemonPid,
     stdout: combined ? undefined : captured,
     output: combined ? captured : undefined,
     stderr: stderr?.bytes(),

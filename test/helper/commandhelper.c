@@ -11,6 +11,9 @@
  * Options (recognised anywhere in argv; every argument is still logged):
  *   --readfd N  --exit N  --signal N  --close-stdin  --spam-stdout BYTES
  *   --spam-stderr BYTES  --sleep MS  --no-log  --stderr TEXT
+ *   --lock-probe PATH   print "LOCK:<pid>" (F_GETLK: who holds a write lock
+ *                       on PATH) or "LOCK:none" on stdout first
+ *   --pdeathsig         print "PDEATHSIG:<n>" (PR_GET_PDEATHSIG) on stdout first
  * Internal failures exit with status 125.
  */
 #define _GNU_SOURCE
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -289,7 +293,8 @@ int main(int argc, char **argv)
     size_t nin = 1, nerr = 0;
     unsigned long long spam_out = 0, spam_err = 0, sleep_ms = 0;
     int exit_status = 0, sig = 0;
-    bool close_stdin = false, no_log = false;
+    bool close_stdin = false, no_log = false, pdeathsig = false;
+    const char *lock_probe = NULL;
 
     if (argc < 1)
         die("argv[0] is missing");
@@ -319,6 +324,35 @@ int main(int argc, char **argv)
             close_stdin = true;
         else if (strcmp(o, "--no-log") == 0)
             no_log = true;
+        else if (strcmp(o, "--pdeathsig") == 0)
+            pdeathsig = true;
+        else if (strcmp(o, "--lock-probe") == 0) {
+            if (!v)
+                die("--lock-probe requires an argument");
+            lock_probe = v;
+            i++;
+        }
+    }
+    if (lock_probe) {
+        int fd = open(lock_probe, O_RDWR | O_CLOEXEC);
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+            die("cannot probe %s: %s", lock_probe, strerror(errno));
+        char line[64];
+        if (fl.l_type == F_UNLCK)
+            snprintf(line, sizeof(line), "LOCK:none\n");
+        else
+            snprintf(line, sizeof(line), "LOCK:%d\n", (int)fl.l_pid);
+        out_str(1, line);
+        close(fd);
+    }
+    if (pdeathsig) {
+        int sig = -1;
+        if (prctl(PR_GET_PDEATHSIG, &sig) < 0)
+            die("PR_GET_PDEATHSIG: %s", strerror(errno));
+        char line[32];
+        snprintf(line, sizeof(line), "PDEATHSIG:%d\n", sig);
+        out_str(1, line);
     }
     if (close_stdin)
         close(0);

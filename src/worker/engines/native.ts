@@ -1,11 +1,18 @@
 import { Socket } from 'node:net';
-import { loadNativeAddon, type NativeAddon } from '../../shared/native-addon.js';
-import { SpawnFailure, killGroup, type Engine, type SpawnPlan, type SpawnedChild, type StdioPlan } from '../engine.js';
+import { getSystemErrorMap } from 'node:util';
+import { execHelper, loadNativeAddon, type NativeAddon, type SpawnFlags } from '../../shared/native-addon.js';
+import type { WireFailure } from '../../shared/protocol.js';
+import {
+  SpawnFailure, killGroup, type Engine, type HelperChannel, type SpawnPlan, type SpawnedChild, type StdioPlan,
+} from '../engine.js';
 
 /**
  * The default engine: a small addon that clones with CLONE_VM|CLONE_VFORK
  * (no page-table copy, so the cost does not grow with the heap) and reaps
- * through a pidfd on this worker's own event loop.
+ * through a pidfd on this worker's own event loop. The vfork child applies
+ * the process attributes itself; for the two it must not do on this
+ * suspended thread (daemonize, handshake) it starts the exec helper, which
+ * applies them all and execs the target.
  */
 
 /** The addon's stdio codes. */
@@ -23,6 +30,130 @@ function stream(fd: number, direction: 'read' | 'write'): Socket | null {
   return new Socket({ fd, readable: direction === 'read', writable: direction === 'write' });
 }
 
+/** What attrs.h applies, in the addon's terms; the groups are looked up here, before clone. */
+function attributeFlags(addon: NativeAddon, plan: SpawnPlan): SpawnFlags {
+  const a = plan.attrs;
+  const flags: SpawnFlags = {};
+  if (a.umask !== undefined) flags.umask = a.umask;
+  if (a.maxProcesses !== undefined) flags.nproc = a.maxProcesses;
+  if (a.maxFiles !== undefined) flags.nofile = a.maxFiles;
+  if (a.maxMemLock !== undefined) flags.memlock = a.maxMemLock;
+  if (a.maxCoreSize !== undefined) flags.core = a.maxCoreSize;
+  if (a.uid !== undefined) flags.uid = a.uid;
+  if (a.gid !== undefined) flags.gid = a.gid;
+  if (a.uid !== undefined || a.gid !== undefined) flags.groups = addon.groupList(a.uid ?? -1, a.gid ?? -1);
+  // libvirt's rule: a non-root uid loses every cap but the allowed, bounding set included.
+  if (a.clearCaps || a.allowedCaps.length > 0 || (a.uid !== undefined && a.uid !== 0)) {
+    flags.restrictCaps = true;
+    flags.allowedCaps = [...a.allowedCaps];
+  }
+  if (a.noNewPrivileges) flags.noNewPrivs = true;
+  return flags;
+}
+
+/** The helper's command line (its options are documented in exec-helper.c). */
+function helperArgv(path: string, plan: SpawnPlan, flags: SpawnFlags, statusFd: number, goFd: number | undefined): string[] {
+  const args = [path, '--status-fd', String(statusFd)];
+  const opt = (name: string, value: number | string | undefined) => {
+    if (value !== undefined) args.push(name, String(value));
+  };
+  opt('--umask', flags.umask);
+  opt('--nproc', flags.nproc);
+  opt('--nofile', flags.nofile);
+  opt('--memlock', flags.memlock);
+  opt('--core', flags.core);
+  opt('--uid', flags.uid);
+  opt('--gid', flags.gid);
+  if (flags.groups) args.push('--groups', flags.groups.join(','));
+  if (flags.restrictCaps) args.push('--caps', (flags.allowedCaps ?? []).join(','));
+  if (flags.noNewPrivs) args.push('--no-new-privs');
+  if (plan.attrs.daemonize) {
+    args.push('--daemonize');
+    opt('--pidfile', plan.attrs.pidFile);
+  } else {
+    opt('--pdeathsig', plan.parentDeathSignal);
+    opt('--cwd', plan.cwd);
+  }
+  opt('--handshake-fd', goFd);
+  if (plan.keepFds.length > 0) args.push('--keep', plan.keepFds.join(','));
+  args.push('--', plan.file, ...plan.argv);
+  return args;
+}
+
+const errnoNames = getSystemErrorMap();
+
+/** A failure line of the helper, `E <errno> <step>`, as the vfork child's errors read. */
+function helperFailure(errno: number, step: string): WireFailure {
+  const [code = 'ESPAWN', text = 'unknown error'] = errnoNames.get(-errno) ?? [];
+  return { code, message: `${step}: ${code} (${text.charAt(0).toUpperCase()}${text.slice(1)})` };
+}
+
+/**
+ * The worker's side of the helper's status pipe (`R`: ready for the
+ * handshake, `D <pid>`: the daemon, `E <errno> <step>`: failed; EOF: the
+ * target exec'd, or the helper is gone) and of its handshake pipe.
+ */
+function watchHelper(statusFd: number, goFd: number | undefined): HelperChannel {
+  const status = new Socket({ fd: statusFd, readable: true, writable: false });
+  let go = goFd === undefined ? undefined : new Socket({ fd: goFd, readable: false, writable: true });
+  go?.on('error', () => undefined);
+  let failure: WireFailure | undefined;
+  let daemonPid: number | undefined;
+  let text = '';
+  let readyState: 'waiting' | 'ready' | WireFailure = 'waiting';
+  let settleReady!: () => void;
+  const ready = new Promise<WireFailure | undefined>((resolve) => {
+    settleReady = () => resolve(readyState === 'ready' || readyState === 'waiting' ? undefined : readyState);
+  });
+  const fail = (f: WireFailure) => {
+    failure ??= f;
+    if (readyState === 'waiting') {
+      readyState = f;
+      settleReady();
+    }
+  };
+  const done = new Promise<{ failure: WireFailure | undefined; daemonPid: number | undefined }>((resolve) => {
+    status.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      let nl: number;
+      while ((nl = text.indexOf('\n')) >= 0) {
+        const line = text.slice(0, nl);
+        text = text.slice(nl + 1);
+        const [kind, a = '', ...rest] = line.split(' ');
+        if (kind === 'R' && readyState === 'waiting') {
+          readyState = 'ready';
+          settleReady();
+        } else if (kind === 'D') {
+          daemonPid = Number(a);
+        } else if (kind === 'E') {
+          fail(helperFailure(Number(a), rest.join(' ')));
+        } else {
+          fail({ code: 'EPROTO', message: `the exec helper sent ${JSON.stringify(line)}` });
+        }
+      }
+    });
+    const end = () => {
+      fail({ code: 'ECONNRESET', message: 'the child ended before it was ready for the handshake' });
+      go?.destroy();
+      resolve({ failure: failure?.code === 'ECONNRESET' ? undefined : failure, daemonPid });
+    };
+    status.on('error', end);
+    status.on('close', end);
+  });
+  return {
+    ready,
+    notify() {
+      go?.end('1');
+      go = undefined;
+    },
+    done,
+    abandon() {
+      status.destroy();
+      go?.destroy();
+    },
+  };
+}
+
 export const nativeEngine: Engine = {
   name: 'native',
 
@@ -37,19 +168,60 @@ export const nativeEngine: Engine = {
       return code !== undefined && syscall !== undefined ? new SpawnFailure(code, message) : err;
     };
 
-    let child: ReturnType<NativeAddon['spawn']>;
+    const viaHelper = plan.attrs.daemonize || plan.attrs.handshake;
+    let flags: SpawnFlags;
     try {
-      child = addon.spawn(
-        plan.file, plan.argv, plan.env, plan.cwd ?? null,
-        [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
-        plan.keepFds, {
-          ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
-          ...(plan.session === 'session' ? { setsid: true } : plan.session === 'group' ? { setpgid: true } : {}),
-        },
-      );
+      flags = attributeFlags(addon, plan);
     } catch (err) {
       throw asFailure(err);
     }
+    let file = plan.file;
+    let argv = plan.argv;
+    let cwd = plan.cwd ?? null;
+    let keepFds = plan.keepFds;
+    let helperPipes: { status: [number, number]; go: [number, number] | undefined } | undefined;
+    // A daemon's kills reach the intermediate only: the daemon is in its session, not ours to end.
+    const session = plan.attrs.daemonize ? 'inherit' : plan.session;
+    if (viaHelper) {
+      const helper = execHelper();
+      if (!('path' in helper)) {
+        const features = [plan.attrs.daemonize && 'daemonize()', plan.attrs.handshake && 'requireHandshake()'].filter(Boolean);
+        throw new SpawnFailure('ENOTSUP', `${features.join(', ')} need the exec helper: ${helper.reason}`);
+      }
+      helperPipes = { status: addon.pipe(), go: plan.attrs.handshake ? addon.pipe() : undefined };
+      argv = helperArgv(helper.path, plan, flags, helperPipes.status[1], helperPipes.go?.[0]);
+      file = helper.path;
+      cwd = null;
+      keepFds = [...plan.keepFds, helperPipes.status[1], ...(helperPipes.go ? [helperPipes.go[0]] : [])];
+      // The helper applies them all, after its own steps.
+      flags = {};
+    }
+    const closeHelperPipes = (which: 'all' | 'child') => {
+      if (!helperPipes) return;
+      addon.closeFd(helperPipes.status[1]);
+      if (helperPipes.go) addon.closeFd(helperPipes.go[0]);
+      if (which === 'all') {
+        addon.closeFd(helperPipes.status[0]);
+        if (helperPipes.go) addon.closeFd(helperPipes.go[1]);
+      }
+    };
+
+    let child: ReturnType<NativeAddon['spawn']>;
+    try {
+      child = addon.spawn(
+        file, argv, plan.env, cwd,
+        [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
+        keepFds, {
+          ...flags,
+          ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
+          ...(session === 'session' ? { setsid: true } : session === 'group' ? { setpgid: true } : {}),
+        },
+      );
+    } catch (err) {
+      closeHelperPipes('all');
+      throw asFailure(err);
+    }
+    closeHelperPipes('child');
     const fds = [child.stdin, child.stdout, child.stderr];
 
     let reaped = false;
@@ -64,17 +236,23 @@ export const nativeEngine: Engine = {
     } catch (err) {
       // The addon has killed and reaped the child; the pipes are still ours.
       for (const fd of fds) if (fd >= 0) addon.closeFd(fd);
+      if (helperPipes) {
+        addon.closeFd(helperPipes.status[0]);
+        if (helperPipes.go) addon.closeFd(helperPipes.go[1]);
+      }
       throw asFailure(err);
     }
     // The group's id is the child's pid, which cannot be reused before we reap it.
-    const kill = (signal: number): boolean => !reaped && (plan.session === 'inherit' ? addon.kill(child.pidfd, signal) : killGroup(child.pid, signal));
+    const kill = (signal: number): boolean => !reaped && (session === 'inherit' ? addon.kill(child.pidfd, signal) : killGroup(child.pid, signal));
 
     const streams: (Socket | null)[] = [];
+    let helper: HelperChannel | undefined;
     try {
       // One at a time: on a throw, `streams` holds exactly the sockets that own their fd.
       streams.push(stream(child.stdin, 'write'));
       streams.push(stream(child.stdout, 'read'));
       streams.push(stream(child.stderr, 'read'));
+      if (helperPipes) helper = watchHelper(helperPipes.status[0], helperPipes.go?.[1]);
     } catch (err) {
       for (const s of streams) s?.destroy();
       for (const fd of fds.slice(streams.length)) if (fd >= 0) addon.closeFd(fd);
@@ -82,6 +260,6 @@ export const nativeEngine: Engine = {
       throw new SpawnFailure('ESPAWN', `cannot wrap the child's pipes: ${(err as Error).message}`);
     }
     const [stdin = null, stdout = null, stderr = null] = streams;
-    return { pid: child.pid, stdin, stdout, stderr, kill, exited };
+    return { pid: child.pid, stdin, stdout, stderr, kill, exited, helper };
   },
 };

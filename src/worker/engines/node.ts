@@ -5,6 +5,7 @@ import { threadId } from 'node:worker_threads';
 import { createServer, connect, type Socket } from 'node:net';
 import { signalNumber, encodeExit, encodeSignal } from '../../shared/status.js';
 import { SpawnFailure, killGroup, type Engine, type SpawnPlan, type SpawnedChild } from '../engine.js';
+import { requestedAttributes } from '../../shared/spec.js';
 
 /**
  * The portable engine: child_process.spawn from the worker thread. libuv
@@ -98,6 +99,10 @@ export const nodeEngine: Engine = {
   name: 'node',
 
   async spawn(plan: SpawnPlan): Promise<SpawnedChild> {
+    const unsupported = requestedAttributes(plan.attrs);
+    if (unsupported.length > 0) {
+      throw new SpawnFailure('ENOTSUP', `the child_process engine cannot provide ${unsupported.join(', ')}; use the native engine`);
+    }
     if (unknownFormat(plan.file)) throw new SpawnFailure('ENOEXEC', `spawn ${plan.file} ENOEXEC: exec format error`);
     let pair: [Socket, Socket] | undefined;
     const slot = (p: SpawnPlan['stdio'][number]) =>

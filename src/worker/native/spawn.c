@@ -26,14 +26,20 @@
  *                             in Node) would survive the exec
  *   2. unblock_signals        empty mask (the parent blocked everything)
  *   3. start_session          setsid() or setpgid(0, 0), when asked
- *   4. set_death_signal       PR_SET_PDEATHSIG, then check the parent lives
- *   5. chdir                  when a cwd is given
- *   6. lift_stdio_sources     copy up a source an earlier dup2 would clobber
- *   7. install_stdio          dup2 each source onto 0, 1, 2
- *   8. mark_fds_cloexec       every fd from 3 up closes at exec, including
+ *   4. lift_stdio_sources     copy up a source an earlier dup2 would clobber
+ *   5. install_stdio          dup2 each source onto 0, 1, 2
+ *   6. mark_fds_cloexec       every fd from 3 up closes at exec, including
  *                             those the host opened without O_CLOEXEC
- *   9. keep_fds               clear FD_CLOEXEC on each keepFd
- *  10. execve
+ *   7. keep_fds               clear FD_CLOEXEC on each keepFd
+ *   8. attrs.h, in libvirt's order: umask, rlimits, capabilities and
+ *      credentials; then chdir (when a cwd is given); then no_new_privs and
+ *      the parent-death signal, which a change of credentials clears
+ *   9. execve
+ * The supplementary groups of a target user need NSS: Spawn() looks them up
+ * (getpwuid_r, getgrouplist) before clone, never the child.
+ *
+ * What a vfork child cannot do (daemonize, which forks again; a handshake,
+ * which would block this thread) the exec helper does: see exec-helper.c.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -57,6 +63,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <grp.h>
+#include <pwd.h>
+
+#include "attrs.h"
 
 /* Older headers: the numbers are the same on every architecture since 5.1. */
 #ifndef SYS_pidfd_send_signal
@@ -84,19 +94,6 @@
 /* The child needs a few hundred bytes; the rest is margin for sanitizers. */
 #define CHILD_STACK_SIZE (64 * 1024)
 
-enum step {
-  STEP_NONE, STEP_SIGACTION, STEP_SIGMASK, STEP_SETSID, STEP_SETPGID, STEP_PDEATHSIG,
-  STEP_CHDIR, STEP_LIFT, STEP_DUP2, STEP_CLOEXEC, STEP_KEEP, STEP_EXECVE,
-};
-
-/* What the JS error's .syscall says for each step. */
-static const char *const step_syscall[] = {
-  [STEP_NONE] = "spawn", [STEP_SIGACTION] = "sigaction", [STEP_SIGMASK] = "sigprocmask",
-  [STEP_SETSID] = "setsid", [STEP_SETPGID] = "setpgid", [STEP_PDEATHSIG] = "prctl",
-  [STEP_CHDIR] = "chdir", [STEP_LIFT] = "fcntl", [STEP_DUP2] = "dup2",
-  [STEP_CLOEXEC] = "close_range", [STEP_KEEP] = "fcntl", [STEP_EXECVE] = "execve",
-};
-
 enum session { SESSION_KEEP, SESSION_NEW, SESSION_GROUP };
 
 /* Everything the child reads, in C form, plus where it reports failure.
@@ -113,6 +110,7 @@ struct child_plan {
   enum session session;
   int pdeathsig;               /* 0: none */
   pid_t parent;
+  struct proc_attrs attrs;     /* umask, rlimits, caps, credentials, no_new_privs */
   /* Written by the child; read once clone() has returned, which with
      CLONE_VFORK is after the child exec'ed or exited. */
   enum step failed_step;
@@ -150,14 +148,6 @@ static int unblock_signals(void) {
 static int start_session(enum session session) {
   if (session == SESSION_NEW) return setsid() < 0 ? errno : 0;
   return setpgid(0, 0) < 0 ? errno : 0;
-}
-
-/* The kernel sends it when the *thread* that cloned us ends, not the process:
-   from a worker thread, that is when the worker exits. */
-static int set_death_signal(int sig, pid_t parent) {
-  if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0UL, 0UL, 0UL) != 0) return errno;
-  /* A parent that died before the prctl will never send it. */
-  return getppid() == parent ? 0 : ESRCH;
 }
 
 /* install_stdio() fills 0, 1, 2 in that order, so a source numbered below its
@@ -222,12 +212,16 @@ static int child_main(void *arg) {
   STEP(STEP_SIGMASK, unblock_signals());
   if (p->session != SESSION_KEEP)
     STEP(p->session == SESSION_NEW ? STEP_SETSID : STEP_SETPGID, start_session(p->session));
-  if (p->pdeathsig != 0) STEP(STEP_PDEATHSIG, set_death_signal(p->pdeathsig, p->parent));
-  if (p->cwd != NULL) STEP(STEP_CHDIR, chdir(p->cwd) == 0 ? 0 : errno);
   STEP(STEP_LIFT, lift_stdio_sources(src, p->lift_floor));
   STEP(STEP_DUP2, install_stdio(src));
   STEP(STEP_CLOEXEC, mark_fds_cloexec());
   STEP(STEP_KEEP, keep_fds(p->keep, p->nkeep));
+  enum step at = STEP_NONE;
+  int err = attrs_apply_before_chdir(&p->attrs, &at);
+  if (err != 0) child_fail(p, at, err);
+  if (p->cwd != NULL) STEP(STEP_CHDIR, chdir(p->cwd) == 0 ? 0 : errno);
+  if ((err = attrs_no_new_privs(&p->attrs, &at)) != 0 || (err = attrs_death_signal(p->pdeathsig, p->parent, &at)) != 0)
+    child_fail(p, at, err);
   execve(p->file, p->argv, p->envp);
   child_fail(p, STEP_EXECVE, errno);
 }
@@ -244,7 +238,7 @@ static const char *errno_name(int err) {
 static int throw_errno(napi_env env, int err, const char *syscall) {
   const char *text = strerrordesc_np(err);
   char message[160];
-  snprintf(message, sizeof message, "%s: %s", syscall, text != NULL ? text : "Unknown error");
+  snprintf(message, sizeof message, "%s: %s (%s)", syscall, errno_name(err), text != NULL ? text : "Unknown error");
   napi_value code, msg, error, sc, num;
   if (napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
       napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok ||
@@ -361,6 +355,77 @@ static int js_flag(napi_env env, napi_value flags, const char *name, napi_valuet
   return 0;
 }
 
+/* flags.<name> as an integer in [min, max]; *out untouched when undefined. */
+static int js_bounded(napi_env env, napi_value flags, const char *name, int64_t min, int64_t max, int64_t *out) {
+  napi_value v;
+  napi_valuetype t;
+  double d;
+  if (napi_get_named_property(env, flags, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined) return 0;
+  if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) return throw_type(env, name, "a number");
+  if (d != d || d < (double)min || d > (double)max || d != (double)(int64_t)d) {
+    char message[96];
+    snprintf(message, sizeof message, "%s is out of range", name);
+    return throw_range(env, message);
+  }
+  *out = (int64_t)d;
+  return 0;
+}
+
+/* The process attributes of attrs.h, from flags: umask, nproc, nofile,
+   memlock, core, uid, gid, groups, restrictCaps, allowedCaps, noNewPrivs. */
+static int parse_attrs(napi_env env, napi_value flags, struct proc_attrs *a) {
+  static const char *const rlim_names[RLIM_COUNT] = { "nproc", "nofile", "memlock", "core" };
+  int64_t v;
+  int b = 0;
+  proc_attrs_init(a);
+  v = -1;
+  if (js_bounded(env, flags, "umask", 0, 0777, &v)) return -1;
+  a->umask = (int)v;
+  for (int i = 0; i < RLIM_COUNT; i++) {
+    v = -1;
+    if (js_bounded(env, flags, rlim_names[i], 0, 9007199254740991LL, &v)) return -1;   /* 2^53 - 1: every such double is exact */
+    a->rlim[i] = v;
+  }
+  v = -1;
+  if (js_bounded(env, flags, "uid", 0, 0x7fffffff, &v)) return -1;
+  a->uid = (int)v;
+  v = -1;
+  if (js_bounded(env, flags, "gid", 0, 0x7fffffff, &v)) return -1;
+  a->gid = (int)v;
+  if (js_flag(env, flags, "restrictCaps", napi_boolean, &b)) return -1;
+  a->restrict_caps = b;
+  b = 0;
+  if (js_flag(env, flags, "noNewPrivs", napi_boolean, &b)) return -1;
+  a->no_new_privs = b;
+
+  napi_value list;
+  napi_valuetype t;
+  int *ints = NULL;
+  uint32_t n = 0;
+  if (napi_get_named_property(env, flags, "allowedCaps", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
+  if (t != napi_undefined) {
+    int rc = js_int_array(env, list, "allowedCaps", &ints, &n);
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+      if (ints[i] < 0 || ints[i] > 63) rc = throw_range(env, "allowedCaps: a capability is a number from 0 to 63");
+      else a->allowed_caps |= 1ULL << ints[i];
+    }
+    free(ints);
+    if (rc != 0) return -1;
+  }
+  if (napi_get_named_property(env, flags, "groups", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
+  if (t != napi_undefined) {
+    ints = NULL;
+    if (js_int_array(env, list, "groups", &ints, &n) != 0) {
+      free(ints);
+      return -1;
+    }
+    a->groups = (gid_t *)ints;   /* int and gid_t: both 32 bits on Linux */
+    a->ngroups = (int)n;
+  }
+  return 0;
+}
+
 /* ---- spawn -------------------------------------------------------------- */
 
 /* Per JS environment, i.e. per thread: the child's stack, mapped once. Spawn
@@ -416,6 +481,7 @@ static void job_release(struct spawn_job *j) {
   free(j->plan.argv);
   free(j->plan.envp);
   free(j->plan.keep);
+  free((void *)j->plan.attrs.groups);
 }
 
 static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) {
@@ -444,7 +510,7 @@ static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_j
     return -1;
   if (p->pdeathsig < 0 || p->pdeathsig >= NSIG) return throw_range(env, "pdeathsig is not a signal number");
   p->session = setsid ? SESSION_NEW : setpgid ? SESSION_GROUP : SESSION_KEEP;
-  return 0;
+  return parse_attrs(env, argv[6], &p->attrs);
 }
 
 /* Every fd the caller names must be open now: otherwise /dev/null or a pipe
@@ -529,7 +595,7 @@ static int start_child(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd
   if (p->failed_step != STEP_NONE) {
     reap_pid(*pid);
     close(*pidfd);
-    return throw_errno(env, p->failed_errno, step_syscall[p->failed_step]);
+    return throw_errno(env, p->failed_errno, step_name(p->failed_step));
   }
   return 0;
 }
@@ -762,6 +828,67 @@ static napi_value ClearCloexec(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+_Static_assert(sizeof(gid_t) == sizeof(int), "groups travel as int32");
+
+/* groupList(uid, gid) -> the groups setgroups() gets for that target, looked
+   up here, on the worker thread, before any clone: the child must not touch
+   NSS. A uid with a passwd entry: its groups from getgrouplist, based on gid
+   (or the user's own group when gid is -1). Otherwise just gid, or none. */
+static napi_value GroupList(napi_env env, napi_callback_info info) {
+  int a[2];
+  if (int_args(env, info, 2, a) != 0) return NULL;
+  gid_t stack_groups[64], *groups = stack_groups;
+  int n = 0;
+  if (a[0] >= 0) {
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+    int rc;
+    while ((rc = getpwuid_r((uid_t)a[0], &pw, buf, sizeof buf, &found)) == EINTR) {}
+    if (rc != 0 && rc != ENOENT && rc != ESRCH) return throw_errno(env, rc, "getpwuid_r"), NULL;
+    if (found != NULL) {
+      gid_t base = a[1] >= 0 ? (gid_t)a[1] : pw.pw_gid;
+      n = 64;
+      if (getgrouplist(pw.pw_name, base, groups, &n) < 0) {
+        groups = malloc((size_t)n * sizeof *groups);
+        if (groups == NULL) return throw_errno(env, ENOMEM, "malloc"), NULL;
+        if (getgrouplist(pw.pw_name, base, groups, &n) < 0) n = 0;
+      }
+    }
+  }
+  if (n == 0 && a[1] >= 0) {
+    groups[0] = (gid_t)a[1];
+    n = 1;
+  }
+  napi_value arr, el, result = NULL;
+  if (napi_create_array_with_length(env, (size_t)n, &arr) == napi_ok) {
+    result = arr;
+    for (int i = 0; i < n; i++) {
+      if (napi_create_uint32(env, groups[i], &el) != napi_ok || napi_set_element(env, arr, (uint32_t)i, el) != napi_ok) {
+        result = NULL;
+        break;
+      }
+    }
+  }
+  if (groups != stack_groups) free(groups);
+  return result;
+}
+
+/* pipe() -> [readFd, writeFd], both close-on-exec. */
+static napi_value Pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return throw_errno(env, errno, "pipe2"), NULL;
+  napi_value arr, r, w;
+  if (napi_create_array_with_length(env, 2, &arr) != napi_ok || napi_create_int32(env, fds[0], &r) != napi_ok ||
+      napi_create_int32(env, fds[1], &w) != napi_ok || napi_set_element(env, arr, 0, r) != napi_ok ||
+      napi_set_element(env, arr, 1, w) != napi_ok) {
+    close(fds[0]);
+    close(fds[1]);
+    return throw_errno(env, ENOMEM, "pipe"), NULL;
+  }
+  return arr;
+}
+
 NAPI_MODULE_INIT() {
   struct thread_state *st = calloc(1, sizeof *st);
   if (st == NULL || napi_set_instance_data(env, st, free_thread_state, NULL) != napi_ok) {
@@ -775,6 +902,8 @@ NAPI_MODULE_INIT() {
     { "kill", NULL, Kill, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, CloseFd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "clearCloexec", NULL, ClearCloexec, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "groupList", NULL, GroupList, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
