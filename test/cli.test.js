@@ -73,6 +73,18 @@ test('every job succeeding exits 0; --retries runs a failed job again', () => {
   assert.is(cli(['run', batch]).status, 1);
 });
 
+test('--timeout ends a job that runs too long; a job\'s own timeoutMs wins', () => {
+  const d = dir();
+  const batch = join(d, 'batch.jsonl');
+  writeFileSync(batch, ['["/bin/sleep", "infinity"]', '{"argv": ["/bin/sleep", "0.2"], "timeoutMs": 60000}'].join('\n'));
+  const results = join(d, 'results.jsonl');
+  const res = cli(['run', batch, '--timeout', '100', '--results', results]);
+  assert.is(res.status, 1, res.stderr);
+  const byLine = new Map(jsonLines(results).map((r) => [r.line, r]));
+  assert.equal([byLine.get(1).code, byLine.get(1).signal], ['ETIMEDOUT', 'SIGTERM']);
+  assert.equal([byLine.get(2).code, byLine.get(2).status], [null, 0]);
+});
+
 test('--halt-on-fail starts no job after the first failure', () => {
   const d = dir();
   const batch = join(d, 'batch.jsonl');
