@@ -37,6 +37,8 @@ test('builder: daemonize() conflicts with cwd(), buffers and runAsync(); pidFile
   assert.match(throwsWith(() => c().daemonize().captureError(), 'EINVAL').message, /captureError\(\)/);
   assert.match(throwsWith(() => c().daemonize().captureCombined(), 'EINVAL').message, /captureCombined\(\)/);
   assert.match(throwsWith(() => c().daemonize().inputBuffer('x'), 'EINVAL').message, /inputBuffer\(\)/);
+  assert.match(throwsWith(() => c().parentDeathSignal('SIGTERM').daemonize(), 'EINVAL').message, /drop parentDeathSignal\(\)/);
+  assert.match(throwsWith(() => c().daemonize().parentDeathSignal(9), 'EINVAL').message, /parentDeathSignal\(\): a daemon outlives/);
   assert.match((await rejectsWith(c().daemonize().runAsync(opts()), 'EINVAL')).message, /runAsync\(\)/);
   assert.match((await rejectsWith(c().pidFile(pidPath()).run(opts()), 'EINVAL')).message, /pidFile\(\) needs daemonize\(\)/);
 });

@@ -200,6 +200,9 @@ export class Command {
     if (this.#cwd !== undefined) throw invalidArgument('daemonize()', 'a daemon always runs in /: drop cwd()', this.#binary);
     const buffer = this.#bufferMethod();
     if (buffer) throw invalidArgument('daemonize()', `a daemon cannot use ${buffer}`, this.#binary);
+    if (this.#parentDeathSignal !== undefined) {
+      throw invalidArgument('daemonize()', 'a daemon outlives its spawner: drop parentDeathSignal()', this.#binary);
+    }
     this.#daemonize = true;
     return this;
   }
@@ -282,6 +285,7 @@ export class Command {
   parentDeathSignal(sig: NodeJS.Signals | number): this {
     const num = signalNumber(sig);
     if (num === undefined || num === 0) throw invalidArgument('parentDeathSignal()', `unknown signal ${String(sig)}`, this.#binary);
+    if (this.#daemonize) throw invalidArgument('parentDeathSignal()', 'a daemon outlives its spawner', this.#binary);
     this.#parentDeathSignal = num;
     return this;
   }
