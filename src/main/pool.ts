@@ -53,8 +53,7 @@ export class SpawnPool {
   readonly #piscina: Piscina;
   readonly #channelName: string;
   #state: 'open' | 'closing' | 'destroyed' = 'open';
-  #inFlight = 0;
-  /** Every submitted run until it settles, so destroy() can wait for the reaping. */
+  /** Every submitted run until it settles: stats count them, destroy() waits for their reaping. */
   readonly #runs = new Set<Promise<unknown>>();
   readonly #metrics = new PoolMetrics();
 
@@ -84,7 +83,6 @@ export class SpawnPool {
       this.#metrics.recordRefused();
       throw new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command });
     }
-    this.#inFlight++;
     try {
       const transferList = task.port ? [task.port as MessagePort] : [];
       const pending = this.#piscina.run(task, { transferList });
@@ -96,8 +94,6 @@ export class SpawnPool {
     } catch (err) {
       this.#metrics.recordRefused();
       throw this.#taskError(err, command);
-    } finally {
-      this.#inFlight--;
     }
   }
 
@@ -116,7 +112,7 @@ export class SpawnPool {
     const queued = this.#piscina.queueSize;
     return {
       threads: this.#piscina.threads.length,
-      running: Math.max(0, this.#inFlight - queued),
+      running: Math.max(0, this.#runs.size - queued),
       queued,
       completed: this.#metrics.completed,
       failed: this.#metrics.failed,

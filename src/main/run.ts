@@ -129,16 +129,13 @@ class PooledRun implements RunHandle {
   }
 }
 
-/** Pipes are handles on a running child: run() has none to give. */
-function checkNoPipes(spec: CommandSpec, command: string): void {
-  const piped = [spec.stdin.kind === 'pipe' && 'inputPipe()', spec.stdout.kind === 'pipe' && 'outputPipe()',
-    spec.stderr.kind === 'pipe' && 'errorPipe()'].filter(Boolean);
-  if (piped.length > 0) throw new CommandError('EINVAL', `run(): ${piped.join(', ')} need runAsync()`, { command });
-}
-
 /** Settings that only make sense together, or with one way of running. */
-function checkAttributes(spec: CommandSpec, command: string, method: 'run()' | 'runAsync()'): void {
-  const problem = spec.attrs.pidFile !== undefined && !spec.attrs.daemonize ? 'pidFile() needs daemonize()'
+function checkFits(spec: CommandSpec, command: string, method: 'run()' | 'runAsync()'): void {
+  // Pipes are handles on a running child: run() has none to give.
+  const piped = method === 'run()' ? [spec.stdin.kind === 'pipe' && 'inputPipe()', spec.stdout.kind === 'pipe' && 'outputPipe()',
+    spec.stderr.kind === 'pipe' && 'errorPipe()'].filter(Boolean) : [];
+  const problem = piped.length > 0 ? `${piped.join(', ')} need runAsync()`
+    : spec.attrs.pidFile !== undefined && !spec.attrs.daemonize ? 'pidFile() needs daemonize()'
     : method === 'runAsync()' && spec.attrs.daemonize ? 'daemonize() needs run(): it resolves when the intermediate exits'
     : method === 'run()' && spec.attrs.handshake ? 'requireHandshake() needs runAsync(): nobody could notify the child'
     : undefined;
@@ -148,8 +145,7 @@ function checkAttributes(spec: CommandSpec, command: string, method: 'run()' | '
 export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<RunResult> {
   const command = commandLine(spec.env, [spec.binary, ...spec.args]);
   const o = checkOptions(opts, command);
-  checkNoPipes(spec, command);
-  checkAttributes(spec, command, 'run()');
+  checkFits(spec, command, 'run()');
   const dry = activeDryRun();
   if (dry) return settle(spec, await dry.execute(spec, command), command, o.status);
   if (o.signal?.aborted) throw abortedBeforeStart(command);
@@ -170,7 +166,7 @@ export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<
 export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Promise<RunningCommand> {
   const command = commandLine(spec.env, [spec.binary, ...spec.args]);
   const o = checkOptions(opts, command);
-  checkAttributes(spec, command, 'runAsync()');
+  checkFits(spec, command, 'runAsync()');
   const dry = activeDryRun();
   if (dry) {
     const outcome = await dry.execute(spec, command);
