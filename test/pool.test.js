@@ -10,7 +10,7 @@ import { ENGINE, helper, processState, rejectsWith, throwsWith, tmpBase } from '
 const entry = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 const here = dirname(fileURLToPath(import.meta.url));
 
-const NO_OUTCOMES = { ok: 0, exit: 0, signal: 0, timeout: 0, abort: 0, maxBuffer: 0, spawnFailure: 0, pool: 0 };
+const NO_OUTCOMES = { ok: 0, exit: 0, signal: 0, timeout: 0, abort: 0, maxBuffer: 0, spawnFailure: 0, pool: 0, workerLost: 0 };
 const NO_LATENCY = { count: 0, p50: 0, p99: 0, max: 0 };
 
 test('stats count threads, running, queued, outcomes, and keep latency histograms', async () => {

@@ -6,7 +6,7 @@ import { commandLine, type CommandLineOptions } from '../shared/quote.js';
 import {
   DEFAULT_MAX_BUFFER,
   CAPABILITIES,
-  type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SessionMode,
+  type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SendBuffer, type SessionMode,
 } from '../shared/spec.js';
 import {
   checkByteCount, checkEnvName, checkEnvValue, checkFd, checkId, checkLimit, checkPath, toArg, toBytes, type ArgValue,
@@ -52,6 +52,7 @@ export class Command {
   #rawStatus = false;
   #maxBuffer = DEFAULT_MAX_BUFFER;
   #nonblocking = false;
+  #sendBuffers: SendBuffer[] = [];
   #session: SessionMode = 'inherit';
   #umask: number | undefined;
   #maxProcesses: number | undefined;
@@ -310,8 +311,36 @@ export class Command {
   /** The child gets `fd` at the same number. */
   passFd(fd: number, opts: PassFdOptions = {}): this {
     checkFd('passFd()', fd, this.#binary, 3);
+    if (this.#sendBuffers.some((b) => b.fd === fd)) {
+      throw invalidArgument('passFd()', `the child's fd ${fd} is already a sendBuffer() pipe: pass fds before sending buffers`, this.#binary);
+    }
     const closeParent = Boolean(opts.closeParent) || Boolean(this.#passFds.get(fd)?.closeParent);
     this.#passFds.set(fd, { fd, closeParent });
+    return this;
+  }
+
+  /**
+   * The child reads `data` through a pipe at the returned fd number (≥ 3,
+   * the lowest no passFd() or earlier sendBuffer() holds); name it to the
+   * child, e.g. `.arg(\`--secret-fd=${fd}\`)`. Written while the child runs,
+   * beside stdin and the captures, so it may be of any size. A daemon may
+   * take one: its run() resolves once all of it is written into the pipe.
+   */
+  sendBuffer(data: string | Uint8Array): number {
+    const bytes = toBytes('sendBuffer()', data, this.#binary);
+    let fd = 3;
+    while (this.#passFds.has(fd) || this.#sendBuffers.some((b) => b.fd === fd)) fd++;
+    this.#sendBuffers.push({ fd, data: bytes });
+    return fd;
+  }
+
+  /**
+   * virCommandNonblockingFDs: the parent's ends of the pipes it reads are
+   * non-blocking. Here they always are (each worker serves its pipes from
+   * its event loop), so this only states it; the child's ends stay blocking.
+   */
+  nonblockingFds(): this {
+    this.#nonblocking = true;
     return this;
   }
 
@@ -463,6 +492,7 @@ export class Command {
       stdout: this.#stdout,
       stderr: this.#stderr,
       passFds: [...this.#passFds.values()],
+      sendBuffers: [...this.#sendBuffers],
       rawStatus: this.#rawStatus,
       maxBuffer: this.#maxBuffer,
       nonblockingFds: this.#nonblocking,

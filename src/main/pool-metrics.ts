@@ -16,6 +16,8 @@ export interface OutcomeCounts {
   readonly spawnFailure: number;
   /** Refused or ended by close()/destroy(), or a full queue. */
   readonly pool: number;
+  /** Lost with the worker thread that carried them (EWORKER). */
+  readonly workerLost: number;
 }
 
 /** Milliseconds, from a histogram with microsecond resolution; zeros before the first run. */
@@ -50,7 +52,7 @@ function summary(h: RecordableHistogram): LatencySummary {
 
 /** What a pool records of every run it ends: counts by outcome and three latency histograms. */
 export class PoolMetrics {
-  readonly #counts: Record<Bucket, number> = { ok: 0, exit: 0, signal: 0, timeout: 0, abort: 0, maxBuffer: 0, spawnFailure: 0, pool: 0 };
+  readonly #counts: Record<Bucket, number> = { ok: 0, exit: 0, signal: 0, timeout: 0, abort: 0, maxBuffer: 0, spawnFailure: 0, pool: 0, workerLost: 0 };
   readonly #queueWait = createHistogram();
   readonly #spawn = createHistogram();
   readonly #run = createHistogram();
@@ -66,9 +68,9 @@ export class PoolMetrics {
     }
   }
 
-  /** A run the pool refused or lost before any worker reported on it. */
-  recordRefused(): void {
-    this.#counts.pool++;
+  /** A run the pool refused, or lost before any worker reported on it. */
+  recordRefused(why: 'pool' | 'workerLost'): void {
+    this.#counts[why]++;
   }
 
   get completed(): number {

@@ -80,7 +80,7 @@ export class SpawnPool {
   /** @internal */
   async [submit](task: RunTask, command: string): Promise<RunOutcome> {
     if (this.#state !== 'open') {
-      this.#metrics.recordRefused();
+      this.#metrics.recordRefused('pool');
       throw new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command });
     }
     try {
@@ -92,8 +92,9 @@ export class SpawnPool {
       this.#metrics.record(outcome);
       return outcome;
     } catch (err) {
-      this.#metrics.recordRefused();
-      throw this.#taskError(err, command);
+      const error = this.#taskError(err, command);
+      this.#metrics.recordRefused(error.code === 'EWORKER' ? 'workerLost' : 'pool');
+      throw error;
     }
   }
 
@@ -102,10 +103,11 @@ export class SpawnPool {
     if (/queue is at limit/i.test(message)) {
       return new CommandError('EQUEUEFULL', `Cannot run ${command}: the pool's queue is full`, { command, cause: err });
     }
-    if (this.#state === 'destroyed' || /terminated|destroyed|closed/i.test(message)) {
+    if (this.#state === 'destroyed') {
       return new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool was destroyed`, { command, cause: err });
     }
-    return new CommandError('ESPAWN', `Cannot run ${command}: worker failed: ${message}`, { command, cause: err });
+    // Piscina starts another thread in its place.
+    return new CommandError('EWORKER', `${command}: the worker thread running it died (${message}); its child was killed`, { command, cause: err });
   }
 
   stats(): PoolStats {

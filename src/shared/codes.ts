@@ -15,6 +15,7 @@ export type KnownErrorCode =
   | 'EMAXBUFFER'   // a captured stream went past maxBuffer
   | 'EPOOLCLOSED'  // the pool is closed or destroyed
   | 'EQUEUEFULL'   // the pool's queue is full
+  | 'EWORKER'      // the worker thread carrying the run died; its child was killed
   | 'ENOTSUP'      // the active engine cannot provide a feature
   | 'ESPAWN';      // any other failure to start the child
 

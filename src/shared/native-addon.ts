@@ -35,6 +35,8 @@ export interface SpawnFlags {
   restrictCaps?: boolean;
   allowedCaps?: number[];
   noNewPrivs?: boolean;
+  /** Pairs (source, target): each source fd is dup'ed to that number in the child. */
+  moveFds?: number[];
 }
 
 export type NativeLoad = { readonly addon: NativeAddon } | { readonly reason: string };

@@ -25,6 +25,12 @@ export interface PassedFd {
   readonly closeParent: boolean;
 }
 
+/** sendBuffer(): the child reads `data` from a pipe at `fd`. */
+export interface SendBuffer {
+  readonly fd: number;
+  readonly data: Uint8Array;
+}
+
 export interface CommandSpec {
   /** As given: a bare name, or a path. */
   readonly binary: string;
@@ -37,6 +43,7 @@ export interface CommandSpec {
   readonly stdout: OutputWiring;
   readonly stderr: OutputWiring;
   readonly passFds: readonly PassedFd[];
+  readonly sendBuffers: readonly SendBuffer[];
   readonly rawStatus: boolean;
   readonly maxBuffer: number;
   readonly nonblockingFds: boolean;

@@ -31,6 +31,11 @@ export class Ending {
     }
   }
 
+  /** This thread is exiting: no timer will fire again, so SIGKILL now. */
+  killNow(): void {
+    this.child.kill(SIGKILL);
+  }
+
   /** The child is reaped: no more signals. */
   settle(): void {
     clearTimeout(this.#grace);

@@ -25,6 +25,8 @@ export interface SpawnPlan {
   readonly stdio: readonly [StdioPlan, StdioPlan, StdioPlan];
   /** Parent fds the child keeps at the same number; every other fd is closed. */
   readonly keepFds: readonly number[];
+  /** The child's ends of send-buffer pipes go to these numbers (none of them a keepFd). */
+  readonly sendFds: readonly number[];
   /**
    * Sent to the child when the thread that spawned it ends (PR_SET_PDEATHSIG):
    * a host that dies, even by SIGKILL, takes its children with it. The
@@ -42,6 +44,8 @@ export interface SpawnedChild {
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
+  /** The worker's ends of the send-buffer pipes, in the order of SpawnPlan.sendFds. */
+  readonly sendPipes: readonly Writable[];
   /** Sends a signal (to its group, if it leads one); false when the child is already reaped. */
   kill(signal: number): boolean;
   /** Resolves with the raw wait status once the child is reaped. */

@@ -5,7 +5,7 @@ import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
 import type { Engine } from './engine.js';
 import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
-import { endAll, runChild } from './run-child.js';
+import { endAll, killAllNow, runChild } from './run-child.js';
 
 /**
  * The pool's worker: runs many children at once, each task one run. The
@@ -22,6 +22,7 @@ poolChannel.onmessage = (event) => {
 };
 // The channel must not keep an otherwise idle worker alive.
 poolChannel.unref();
+process.on('exit', killAllNow);
 
 function transferable(outcome: RunOutcome): unknown {
   const buffers = [outcome.stdout, outcome.stderr, outcome.output, outcome.stderrTail]

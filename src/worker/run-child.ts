@@ -11,6 +11,7 @@ import { Ending } from './ending.js';
 import { stdioPlan } from './stdio-plan.js';
 import { OutputForwarder, StdinSink } from './port-streams.js';
 import { FRAME, type Frame } from '../shared/stream-frames.js';
+import type { Writable } from 'node:stream';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -25,6 +26,29 @@ let destroyed = false;
 export function endAll(): void {
   destroyed = true;
   for (const ending of live) ending.request('EPOOLCLOSED', 'killed: the pool was destroyed', 9);
+}
+
+/**
+ * Writes it all, then closes. An error (EPIPE) means the child closed its
+ * end early, which is its right; done either way.
+ */
+function feed(stream: Writable, data: Uint8Array): Promise<void> {
+  return new Promise((resolve) => {
+    stream.on('error', () => resolve());
+    stream.on('finish', resolve);
+    stream.on('close', resolve);
+    stream.end(data);
+  });
+}
+
+/**
+ * The worker thread is exiting with children still running: it died (an
+ * uncaught error, an out-of-memory). Nothing here will run again, so kill
+ * them all now; the native addon reaps them as the thread's environment is
+ * torn down, and the pool rejects their runs EWORKER.
+ */
+export function killAllNow(): void {
+  for (const ending of live) ending.killNow();
 }
 
 function closeParentFds(spec: CommandSpec): void {
@@ -70,6 +94,7 @@ async function start(task: RunTask, engine: Engine, control: ControlChannel): Pr
       cwd: spec.cwd,
       stdio: stdioPlan(spec),
       keepFds: spec.passFds.map((p) => p.fd),
+      sendFds: spec.sendBuffers.map((b) => b.fd),
       parentDeathSignal: spec.attrs.parentDeathSignal ?? CHILD_DEATH_SIGNAL,
       session: spec.session,
       attrs: spec.attrs,
@@ -129,11 +154,8 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   if (destroyed) endAll();
   const overflow = () => ending.request('EMAXBUFFER', `output went past maxBuffer (${spec.maxBuffer} bytes)`, 9);
 
-  if (spec.stdin.kind === 'buffer' && child.stdin) {
-    // EPIPE here means the child closed stdin early, which is its right.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(spec.stdin.data);
-  }
+  if (spec.stdin.kind === 'buffer' && child.stdin) void feed(child.stdin, spec.stdin.data);
+  const sent = Promise.all(child.sendPipes.map((pipe, i) => feed(pipe, spec.sendBuffers[i]!.data)));
   const stdout = child.stdout && spec.stdout.kind !== 'pipe' ? new Capture(child.stdout, spec.maxBuffer, overflow) : undefined;
   const stderr =
     child.stderr && spec.stderr.kind === 'capture' ? new Capture(child.stderr, spec.maxBuffer, overflow) : undefined;
@@ -153,8 +175,11 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   // The helper's last word: a daemon's status pipe closes when the daemon execs (or fails).
   if (ending.reason) child.helper?.abandon();
   const helper = child.helper && !ending.reason ? await child.helper.done : undefined;
+  // A daemon still holds its send buffers' pipes: its run ends once it has read them.
+  if (spec.attrs.daemonize && !ending.reason && !helper?.failure) await sent;
   // Input nobody ended: the child is gone, close our end.
   child.stdin?.destroy();
+  for (const pipe of child.sendPipes) pipe.destroy();
   const readers = [stdout, stderr, tail, ...pipes].filter((r) => r !== undefined);
   // A killed child's pipes may be held open by its own children: don't wait on them.
   if (ending.reason) for (const r of readers) r.abandon();

@@ -14,6 +14,8 @@
  *   --lock-probe PATH   print "LOCK:<pid>" (F_GETLK: who holds a write lock
  *                       on PATH) or "LOCK:none" on stdout first
  *   --pdeathsig         print "PDEATHSIG:<n>" (PR_GET_PDEATHSIG) on stdout first
+ *   --spam-first        write the --spam-* bytes before reading any input, so
+ *                       that a parent which feeds before it reads deadlocks
  * Internal failures exit with status 125.
  */
 #define _GNU_SOURCE
@@ -293,7 +295,7 @@ int main(int argc, char **argv)
     size_t nin = 1, nerr = 0;
     unsigned long long spam_out = 0, spam_err = 0, sleep_ms = 0;
     int exit_status = 0, sig = 0;
-    bool close_stdin = false, no_log = false, pdeathsig = false;
+    bool close_stdin = false, no_log = false, pdeathsig = false, spam_first = false;
     const char *lock_probe = NULL;
 
     if (argc < 1)
@@ -324,6 +326,8 @@ int main(int argc, char **argv)
             close_stdin = true;
         else if (strcmp(o, "--no-log") == 0)
             no_log = true;
+        else if (strcmp(o, "--spam-first") == 0)
+            spam_first = true;
         else if (strcmp(o, "--pdeathsig") == 0)
             pdeathsig = true;
         else if (strcmp(o, "--lock-probe") == 0) {
@@ -379,10 +383,15 @@ int main(int argc, char **argv)
     struct buf *bufs = calloc(nrd + 1, sizeof(*bufs));
     if (!bufs)
         die("out of memory");
+    if (spam_first) {
+        spam(1, spam_out);
+        spam(2, spam_err);
+    }
     read_inputs(rd, nrd, bufs);
-
-    spam(1, spam_out);
-    spam(2, spam_err);
+    if (!spam_first) {
+        spam(1, spam_out);
+        spam(2, spam_err);
+    }
     for (int fd = 1; fd <= 2; fd++) {
         out_str(fd, fd == 1 ? "BEGIN STDOUT\n" : "BEGIN STDERR\n");
         for (size_t i = 0; i < nrd; i++)

@@ -53,6 +53,8 @@ function attributeFlags(addon: NativeAddon, plan: SpawnPlan): SpawnFlags {
 
 /** The helper's command line (its options are documented in exec-helper.c). */
 function helperArgv(path: string, plan: SpawnPlan, flags: SpawnFlags, statusFd: number, goFd: number | undefined): string[] {
+  // The helper closes every fd it is not told to keep: send buffers included.
+  const keep = [...plan.keepFds, ...plan.sendFds];
   const args = [path, '--status-fd', String(statusFd)];
   const opt = (name: string, value: number | string | undefined) => {
     if (value !== undefined) args.push(name, String(value));
@@ -75,7 +77,7 @@ function helperArgv(path: string, plan: SpawnPlan, flags: SpawnFlags, statusFd: 
     opt('--cwd', plan.cwd);
   }
   opt('--handshake-fd', goFd);
-  if (plan.keepFds.length > 0) args.push('--keep', plan.keepFds.join(','));
+  if (keep.length > 0) args.push('--keep', keep.join(','));
   args.push('--', plan.file, ...plan.argv);
   return args;
 }
@@ -154,6 +156,60 @@ function watchHelper(statusFd: number, goFd: number | undefined): HelperChannel 
   };
 }
 
+/**
+ * Pipes beyond stdio (send buffers, the exec helper's status and handshake
+ * pipes), each moved to a chosen number in the child. Until handed out,
+ * their fds are closed here on every path.
+ */
+class ExtraPipes {
+  readonly moves: number[] = [];
+  /** By number in the child: [child's end, ours]; -1 once closed or handed out. */
+  readonly #ends = new Map<number, [number, number]>();
+
+  constructor(private readonly addon: NativeAddon) {}
+
+  /** `direction`: which way the worker uses its end. Returns `at`. */
+  open(direction: 'read' | 'write', at: number): number {
+    const [r, w] = this.addon.pipe();
+    // The child reads a send buffer and the handshake's go; it writes its status.
+    const ends: [number, number] = direction === 'write' ? [r, w] : [w, r];
+    this.#ends.set(at, ends);
+    this.moves.push(ends[0], at);
+    return at;
+  }
+
+  closeChildEnds(): void {
+    for (const ends of this.#ends.values()) this.#close(ends, 0);
+  }
+
+  /** Our end's fd; the caller owns it from now on. */
+  ours(at: number): number {
+    const ends = this.#ends.get(at)!;
+    const fd = ends[1];
+    ends[1] = -1;
+    return fd;
+  }
+
+  /** Our end as a writable stream that owns the fd. */
+  take(at: number): Socket {
+    const socket = stream(this.#ends.get(at)![1], 'write')!;
+    this.ours(at);
+    return socket;
+  }
+
+  closeAll(): void {
+    for (const ends of this.#ends.values()) {
+      this.#close(ends, 0);
+      this.#close(ends, 1);
+    }
+  }
+
+  #close(ends: [number, number], which: 0 | 1): void {
+    if (ends[which] >= 0) this.addon.closeFd(ends[which]);
+    ends[which] = -1;
+  }
+}
+
 export const nativeEngine: Engine = {
   name: 'native',
 
@@ -178,50 +234,52 @@ export const nativeEngine: Engine = {
     let file = plan.file;
     let argv = plan.argv;
     let cwd = plan.cwd ?? null;
-    let keepFds = plan.keepFds;
-    let helperPipes: { status: [number, number]; go: [number, number] | undefined } | undefined;
     // A daemon's kills reach the intermediate only: the daemon is in its session, not ours to end.
     const session = plan.attrs.daemonize ? 'inherit' : plan.session;
-    if (viaHelper) {
-      const helper = execHelper();
-      if (!('path' in helper)) {
-        const features = [plan.attrs.daemonize && 'daemonize()', plan.attrs.handshake && 'requireHandshake()'].filter(Boolean);
-        throw new SpawnFailure('ENOTSUP', `${features.join(', ')} need the exec helper: ${helper.reason}`);
-      }
-      helperPipes = { status: addon.pipe(), go: plan.attrs.handshake ? addon.pipe() : undefined };
-      argv = helperArgv(helper.path, plan, flags, helperPipes.status[1], helperPipes.go?.[0]);
-      file = helper.path;
-      cwd = null;
-      keepFds = [...plan.keepFds, helperPipes.status[1], ...(helperPipes.go ? [helperPipes.go[0]] : [])];
-      // The helper applies them all, after its own steps.
-      flags = {};
+    const helper = viaHelper ? execHelper() : undefined;
+    if (helper && !('path' in helper)) {
+      const features = [plan.attrs.daemonize && 'daemonize()', plan.attrs.handshake && 'requireHandshake()'].filter(Boolean);
+      throw new SpawnFailure('ENOTSUP', `${features.join(', ')} need the exec helper: ${helper.reason}`);
     }
-    const closeHelperPipes = (which: 'all' | 'child') => {
-      if (!helperPipes) return;
-      addon.closeFd(helperPipes.status[1]);
-      if (helperPipes.go) addon.closeFd(helperPipes.go[0]);
-      if (which === 'all') {
-        addon.closeFd(helperPipes.status[0]);
-        if (helperPipes.go) addon.closeFd(helperPipes.go[1]);
+    // Pipes the child gets beyond stdio, each moved to its number there.
+    const extra = new ExtraPipes(addon);
+    let helperFds: { status: number; go: number | undefined } | undefined;
+    try {
+      for (const fd of plan.sendFds) extra.open('write', fd);
+      if (helper && 'path' in helper) {
+        // Above every number the caller chose, so they cannot collide, and
+        // well above 2, so that what the helper opens (a pidfile) gets the
+        // low numbers a plain spawn would give it.
+        const top = Math.max(99, ...plan.keepFds, ...plan.sendFds);
+        helperFds = { status: extra.open('read', top + 1), go: plan.attrs.handshake ? extra.open('write', top + 2) : undefined };
+        argv = helperArgv(helper.path, plan, flags, top + 1, plan.attrs.handshake ? top + 2 : undefined);
+        file = helper.path;
+        cwd = null;
+        // The helper applies them all, after its own steps.
+        flags = {};
       }
-    };
+    } catch (err) {
+      extra.closeAll();
+      throw asFailure(err);
+    }
 
     let child: ReturnType<NativeAddon['spawn']>;
     try {
       child = addon.spawn(
         file, argv, plan.env, cwd,
         [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
-        keepFds, {
+        plan.keepFds, {
           ...flags,
+          ...(extra.moves.length > 0 ? { moveFds: extra.moves } : {}),
           ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
           ...(session === 'session' ? { setsid: true } : session === 'group' ? { setpgid: true } : {}),
         },
       );
     } catch (err) {
-      closeHelperPipes('all');
+      extra.closeAll();
       throw asFailure(err);
     }
-    closeHelperPipes('child');
+    extra.closeChildEnds();
     const fds = [child.stdin, child.stdout, child.stderr];
 
     let reaped = false;
@@ -236,30 +294,30 @@ export const nativeEngine: Engine = {
     } catch (err) {
       // The addon has killed and reaped the child; the pipes are still ours.
       for (const fd of fds) if (fd >= 0) addon.closeFd(fd);
-      if (helperPipes) {
-        addon.closeFd(helperPipes.status[0]);
-        if (helperPipes.go) addon.closeFd(helperPipes.go[1]);
-      }
+      extra.closeAll();
       throw asFailure(err);
     }
     // The group's id is the child's pid, which cannot be reused before we reap it.
     const kill = (signal: number): boolean => !reaped && (session === 'inherit' ? addon.kill(child.pidfd, signal) : killGroup(child.pid, signal));
 
     const streams: (Socket | null)[] = [];
-    let helper: HelperChannel | undefined;
+    let channel: HelperChannel | undefined;
+    const sendPipes: Socket[] = [];
     try {
       // One at a time: on a throw, `streams` holds exactly the sockets that own their fd.
       streams.push(stream(child.stdin, 'write'));
       streams.push(stream(child.stdout, 'read'));
       streams.push(stream(child.stderr, 'read'));
-      if (helperPipes) helper = watchHelper(helperPipes.status[0], helperPipes.go?.[1]);
+      for (const fd of plan.sendFds) sendPipes.push(extra.take(fd));
+      if (helperFds) channel = watchHelper(extra.ours(helperFds.status), helperFds.go === undefined ? undefined : extra.ours(helperFds.go));
     } catch (err) {
-      for (const s of streams) s?.destroy();
+      for (const s of [...streams, ...sendPipes]) s?.destroy();
       for (const fd of fds.slice(streams.length)) if (fd >= 0) addon.closeFd(fd);
+      extra.closeAll();
       kill(9);
       throw new SpawnFailure('ESPAWN', `cannot wrap the child's pipes: ${(err as Error).message}`);
     }
     const [stdin = null, stdout = null, stderr = null] = streams;
-    return { pid: child.pid, stdin, stdout, stderr, kill, exited, helper };
+    return { pid: child.pid, stdin, stdout, stderr, sendPipes, kill, exited, helper: channel };
   },
 };

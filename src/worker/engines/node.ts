@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { createServer, connect, type Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { signalNumber, encodeExit, encodeSignal } from '../../shared/status.js';
 import { SpawnFailure, killGroup, type Engine, type SpawnPlan, type SpawnedChild } from '../engine.js';
 import { requestedAttributes } from '../../shared/spec.js';
@@ -108,11 +109,14 @@ export const nodeEngine: Engine = {
     const slot = (p: SpawnPlan['stdio'][number]) =>
       p === 'null' ? 'ignore' : p === 'pipe' ? 'pipe' : p === 'stdout' ? pair![0] : p.fd;
     if (plan.stdio[2] === 'stdout') pair = await socketPair();
-    const stdio: StdioOptions = [slot(plan.stdio[0]), pair ? pair[0] : slot(plan.stdio[1]), slot(plan.stdio[2])];
-    for (const fd of plan.keepFds) {
+    const stdio: Exclude<StdioOptions, string> = [slot(plan.stdio[0]), pair ? pair[0] : slot(plan.stdio[1]), slot(plan.stdio[2])];
+    const place = (fd: number, what: 'pipe' | number) => {
       while (stdio.length < fd) stdio.push('ignore');
-      stdio[fd] = fd;
-    }
+      stdio[fd] = what;
+    };
+    for (const fd of plan.keepFds) place(fd, fd);
+    // A socket pair, as every child_process pipe: the child read()s it, but cannot open /dev/fd/N.
+    for (const fd of plan.sendFds) place(fd, 'pipe');
 
     const [argv0 = plan.file, ...args] = plan.argv;
     // child_process can only setsid (detached), which makes a group too.
@@ -133,6 +137,7 @@ export const nodeEngine: Engine = {
       stdin: child.stdin,
       stdout: pair ? pair[1] : child.stdout,
       stderr: pair ? null : child.stderr,
+      sendPipes: plan.sendFds.map((fd) => child.stdio[fd] as Writable),
       // libuv reaps and sets the exit code in one step: before that, the pid (and group) are still ours.
       kill: (signal) => child.exitCode === null && child.signalCode === null &&
         (plan.session === 'inherit' ? child.kill(signal) : killGroup(child.pid!, signal)),

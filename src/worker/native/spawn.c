@@ -27,10 +27,13 @@
  *   2. unblock_signals        empty mask (the parent blocked everything)
  *   3. start_session          setsid() or setpgid(0, 0), when asked
  *   4. lift_stdio_sources     copy up a source an earlier dup2 would clobber
+ *      lift_moved_sources     the same for every moved fd
  *   5. install_stdio          dup2 each source onto 0, 1, 2
  *   6. mark_fds_cloexec       every fd from 3 up closes at exec, including
  *                             those the host opened without O_CLOEXEC
  *   7. keep_fds               clear FD_CLOEXEC on each keepFd
+ *      install_moved          dup2 each moved fd onto its number (a send
+ *                             buffer's pipe at the fd the caller was promised)
  *   8. attrs.h, in libvirt's order: umask, rlimits, capabilities and
  *      credentials; then chdir (when a cwd is given); then no_new_privs and
  *      the parent-death signal, which a change of credentials clears
@@ -106,7 +109,10 @@ struct child_plan {
   int stdio[3];                /* source fd for 0, 1, 2 */
   int *keep;
   uint32_t nkeep;
-  int lift_floor;              /* above 2 and above every keepFd */
+  int *move;                   /* pairs: source fd, the child's fd number */
+  uint32_t nmove;              /* pairs */
+  int *moved;                  /* per pair: the lifted copy of the source (written by the child) */
+  int lift_floor;              /* above 2 and above every keepFd and moved-to number */
   enum session session;
   int pdeathsig;               /* 0: none */
   pid_t parent;
@@ -166,6 +172,23 @@ static int lift_stdio_sources(int src[3], int floor) {
   return 0;
 }
 
+/* Always copied up: a source may sit at another pair's target, or below 3
+   where install_stdio() writes. The copies close at exec. */
+static int lift_moved_sources(const struct child_plan *p) {
+  for (uint32_t i = 0; i < p->nmove; i++) {
+    if ((p->moved[i] = fcntl(p->move[2 * i], F_DUPFD_CLOEXEC, p->lift_floor)) < 0) return errno;
+  }
+  return 0;
+}
+
+/* dup2 clears close-on-exec on the target. */
+static int install_moved(const struct child_plan *p) {
+  for (uint32_t i = 0; i < p->nmove; i++) {
+    if (dup2(p->moved[i], p->move[2 * i + 1]) < 0) return errno;
+  }
+  return 0;
+}
+
 static int install_stdio(const int src[3]) {
   for (int slot = 0; slot < 3; slot++) {
     if (src[slot] == slot) {
@@ -213,9 +236,11 @@ static int child_main(void *arg) {
   if (p->session != SESSION_KEEP)
     STEP(p->session == SESSION_NEW ? STEP_SETSID : STEP_SETPGID, start_session(p->session));
   STEP(STEP_LIFT, lift_stdio_sources(src, p->lift_floor));
+  STEP(STEP_LIFT, lift_moved_sources(p));
   STEP(STEP_DUP2, install_stdio(src));
   STEP(STEP_CLOEXEC, mark_fds_cloexec());
   STEP(STEP_KEEP, keep_fds(p->keep, p->nkeep));
+  STEP(STEP_DUP2, install_moved(p));
   enum step at = STEP_NONE;
   int err = attrs_apply_before_chdir(&p->attrs, &at);
   if (err != 0) child_fail(p, at, err);
@@ -481,7 +506,23 @@ static void job_release(struct spawn_job *j) {
   free(j->plan.argv);
   free(j->plan.envp);
   free(j->plan.keep);
+  free(j->plan.move);
+  free(j->plan.moved);
   free((void *)j->plan.attrs.groups);
+}
+
+/* flags.moveFds: [source, target, source, target, ...]. */
+static int parse_moves(napi_env env, napi_value flags, struct child_plan *p) {
+  napi_value list;
+  napi_valuetype t;
+  uint32_t n = 0;
+  if (napi_get_named_property(env, flags, "moveFds", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
+  if (t == napi_undefined) return 0;
+  if (js_int_array(env, list, "moveFds", &p->move, &n) != 0) return -1;
+  if (n % 2 != 0) return throw_type(env, "moveFds", "pairs of integers (source, target)");
+  p->nmove = n / 2;
+  if ((p->moved = calloc((size_t)p->nmove + 1, sizeof *p->moved)) == NULL) return throw_errno(env, ENOMEM, "calloc");
+  return 0;
 }
 
 static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) {
@@ -510,7 +551,7 @@ static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_j
     return -1;
   if (p->pdeathsig < 0 || p->pdeathsig >= NSIG) return throw_range(env, "pdeathsig is not a signal number");
   p->session = setsid ? SESSION_NEW : setpgid ? SESSION_GROUP : SESSION_KEEP;
-  return parse_attrs(env, argv[6], &p->attrs);
+  return parse_moves(env, argv[6], p) || parse_attrs(env, argv[6], &p->attrs);
 }
 
 /* Every fd the caller names must be open now: otherwise /dev/null or a pipe
@@ -525,6 +566,17 @@ static int check_fds(napi_env env, struct spawn_job *j) {
   }
   for (int slot = 0; slot < 3; slot++) {
     if (j->spec[slot] >= 0 && fcntl(j->spec[slot], F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
+  }
+  const struct child_plan *p = &j->plan;
+  for (uint32_t i = 0; i < p->nmove; i++) {
+    int target = p->move[2 * i + 1];
+    if (target < 3) return throw_range(env, "moveFds: 0, 1 and 2 are the stdio slots");
+    for (uint32_t k = 0; k < p->nkeep; k++)
+      if (p->keep[k] == target) return throw_range(env, "moveFds: a target is also a keepFd");
+    for (uint32_t k = 0; k < i; k++)
+      if (p->move[2 * k + 1] == target) return throw_range(env, "moveFds: two sources for one target");
+    if (fcntl(p->move[2 * i], F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
+    if (target >= floor) floor = target + 1;
   }
   j->plan.lift_floor = floor;
   return 0;
