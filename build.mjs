@@ -35,6 +35,8 @@ execFileSync(process.execPath, [`${root}scripts/build-native.mjs`], { stdio: 'in
 
 if (withTests) {
   mkdirSync(`${root}test/helper/build`, { recursive: true });
-  execFileSync('cc', ['-std=gnu11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',
-    '-o', `${root}test/helper/build/commandhelper`, `${root}test/helper/commandhelper.c`], { stdio: 'inherit' });
+  for (const name of ['commandhelper', 'no-close-range']) {
+    execFileSync('cc', ['-std=gnu11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',
+      '-o', `${root}test/helper/build/${name}`, `${root}test/helper/${name}.c`], { stdio: 'inherit' });
+  }
 }

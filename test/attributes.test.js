@@ -163,6 +163,26 @@ if (native) {
     assert.is(g.stdout, `uid=0(root) gid=${user.supp}(${SUPP}) groups=${user.supp}(${SUPP})\n`);
   });
 
+  test('a user in 70 more groups, past the 64 the lookup first makes room for: all of them, direct and through the helper', async () => {
+    const more = Array.from({ length: 70 }, (_, i) => `${SUPP}m${i}`);
+    const sorted = (text) => text.trim().split(/\s+/).map(Number).sort((a, b) => a - b);
+    try {
+      for (const g of more) execFileSync('groupadd', [g]);
+      execFileSync('usermod', ['-a', '-G', more.join(','), USER]);
+      const expected = sorted(execFileSync('id', ['-G', USER], { encoding: 'utf8' }));
+      assert.is(expected.length, 72);
+      const direct = await new Command('/usr/bin/id', '-G').uid(user.uid).gid(user.gid).captureOutput().run(opts());
+      assert.equal(sorted(direct.stdout), expected);
+      const running = await new Command('/usr/bin/id', '-G').uid(user.uid).gid(user.gid).requireHandshake().captureOutput().runAsync(opts());
+      await running.handshakeWait();
+      await running.handshakeNotify();
+      assert.equal(sorted((await running.wait()).stdout), expected);
+    } finally {
+      execFileSync('usermod', ['-G', SUPP, USER]);
+      for (const g of more) spawnSync('groupdel', [g]);
+    }
+  });
+
   test('a non-root uid with allowCap(): only that cap, in every set, ambient included', async () => {
     const s = await sleeping((c) => c.uid(user.uid).gid(user.gid).clearCaps().allowCap('CAP_NET_ADMIN'), status);
     const only = 1n << BigInt(CAP_NET_ADMIN);

@@ -12,12 +12,12 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Command } from '../dist/index.js';
 import {
-  ENGINE, pool, helper, expectedLog, echoed, inheritableFds, openFds, processState, exeOf, childrenOf, rejectsWith, tmpBase,
+  ENGINE, HELPER, pool, helper, expectedLog, echoed, inheritableFds, openFds, processState, exeOf, childrenOf, rejectsWith, tmpBase,
 } from './_support.js';
 
 const entry = fileURLToPath(new URL('../dist/index.js', import.meta.url));
@@ -332,6 +332,44 @@ test('combined capture keeps the order of writes to stdout and stderr', async ()
   assert.is(r.output, 'out1\nerr1\nout2\nerr2\nout3\nerr3\n');
 });
 
+if (ENGINE === 'native') {
+  test('without close_range (seccomp: ENOSYS, as before Linux 5.9): the fallbacks still close every stray fd', async () => {
+    const direct = helper('ncr');
+    const viaHelper = helper('ncr-helper');
+    const host = join(tmpBase, 'no-close-range-host.mjs');
+    // A host with fds it holds without close-on-exec, around a passed one,
+    // spawning directly (vfork child) and through the exec helper.
+    writeFileSync(host, `import { openSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Command, SpawnPool } from ${JSON.stringify(entry)};
+const addon = createRequire(import.meta.url)(${JSON.stringify(addonPath)});
+const strays = [openSync('/dev/null', 'r'), openSync('/dev/null', 'r')];
+const passed = openSync('/dev/null', 'r');
+strays.push(openSync('/dev/null', 'r'));
+for (const fd of strays) addon.clearCloexec(fd);
+const pool = new SpawnPool({ threads: 1, engine: 'native' });
+await new Command(${JSON.stringify(direct.path)}).passFd(passed).run({ pool });
+const running = await new Command(${JSON.stringify(viaHelper.path)}).passFd(passed).requireHandshake().runAsync({ pool });
+await running.handshakeWait();
+await running.handshakeNotify();
+await running.wait();
+await pool.close();
+const seccomp = /^Seccomp:\\s*(\\d)/m.exec(readFileSync('/proc/self/status', 'utf8'))[1];
+process.stdout.write(JSON.stringify({ strays, passed, seccomp }));
+`);
+    const noCloseRange = join(dirname(HELPER), 'no-close-range');
+    const r = spawnSync(noCloseRange, [process.execPath, host], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    const { strays, passed, seccomp } = JSON.parse(r.stdout);
+    assert.is(seccomp, '2');
+    const fds = (log) => log.match(/^FD:.*$/gm);
+    const expect = ['FD:0 /dev/null', 'FD:1 /dev/null', 'FD:2 pipe', `FD:${passed} /dev/null`];
+    assert.equal(fds(direct.log()), expect);
+    assert.equal(fds(viaHelper.log()), expect);
+    assert.ok(strays.some((fd) => fd < passed) && strays.some((fd) => fd > passed));
+  });
+}
+
 // ---- the addon itself (native only) ---------------------------------------------
 
 /** Calls addon.spawn with defaults; returns the child and a promise of its raw status. */
@@ -436,8 +474,32 @@ if (ENGINE === 'native') {
     assert.is(ebadf?.code, 'EBADF');
     const ebadfStdio = (() => { try { addon.spawn('/bin/true', ['true'], [], null, [closed, -1, -1], [], {}); } catch (err) { return err; } })();
     assert.is(ebadfStdio?.code, 'EBADF');
+    const [r, w] = addon.pipe();
+    const move = (moveFds, keep = []) => () => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], keep, { moveFds });
+    t(move([r]), TypeError, /moveFds must be pairs/);
+    t(move([r, 'x']), TypeError, /moveFds/);
+    t(move([r, 2]), RangeError, /moveFds: 0, 1 and 2/);
+    t(move([r, w], [w]), RangeError, /moveFds: .*keepFd/);
+    t(move([r, 40, w, 40]), RangeError, /two sources/);
+    assert.is((() => { try { move([1 << 20, 40])(); } catch (err) { return err; } })()?.code, 'EBADF');
+    addon.closeFd(r);
+    addon.closeFd(w);
     assert.equal(newChildren(before), []);
     assert.equal(openFds(), fds);
+  });
+
+  test('addon: moved fds land at their numbers, even two sources that sit at each other\'s target', async () => {
+    const [r1, w1] = addon.pipe();
+    const [r2, w2] = addon.pipe();
+    // r1 goes to r2's number and r2 to r1's: a plain dup2 in order would clobber r2 first.
+    const child = rawSpawn(HELPER, ['helper', '--no-log', '--readfd', String(r2), '--readfd', String(r1)],
+      { stdio: [-1, -2, -1], flags: { moveFds: [r1, r2, r2, r1] } });
+    for (const fd of [r1, r2]) addon.closeFd(fd);
+    const feed = (fd, text) => new Socket({ fd, readable: false, writable: true }).end(text);
+    feed(w1, 'into the first pipe\n');
+    feed(w2, 'into the second\n');
+    assert.is(await readAll(child.stdout), echoed('into the first pipe\ninto the second\n'));
+    assert.is(await within(child.status, 'helper'), 0);
   });
 
   test('addon: an argv or envp element that changes between its two reads is refused, never truncated or overrun', () => {
