@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 // The files that spawn on the native engine, but pipes.test.js: ASan's
 // quarantine and redzones break its bound on RSS growth. Name it to run it.
-const pattern = process.argv[2] ?? '^(native|commandhelper|async|pool|status|storm|group|lifetime|attributes|daemon|handshake)\\.test\\.js$';
+const pattern = process.argv[2] ?? '^(native|commandhelper|async|pool|status|storm|group|lifetime|attributes|daemon|handshake|send-buffer|worker-death)\\.test\\.js$';
 const addon = join(root, 'dist/native/spawnpool_native.node');
 
 function step(what) {
@@ -41,7 +41,7 @@ function node(args, opts = {}) {
   execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit', ...opts });
 }
 
-if (!['dist/index.js', 'dist/worker.js', 'test/helper/build/commandhelper'].every((f) => existsSync(join(root, f)))) {
+if (!['dist/index.js', 'dist/worker.js', 'test/helper/build/commandhelper', 'test/helper/build/no-close-range'].every((f) => existsSync(join(root, f)))) {
   step('building the library and the test helper (node build.mjs --tests)');
   node(['build.mjs', '--tests']);
 }
@@ -76,8 +76,10 @@ for (const f of readdirSync(join(root, 'test'))) if (f.endsWith('.js')) copyFile
 // A copy of the helper, not a link: tests compare /proc/PID/exe with its path,
 // and it writes its logs beside itself. Packages resolve through the link.
 mkdirSync(join(stage, 'test/helper/build'), { recursive: true });
-copyFileSync(join(root, 'test/helper/build/commandhelper'), join(stage, 'test/helper/build/commandhelper'));
-chmodSync(join(stage, 'test/helper/build/commandhelper'), 0o755);
+for (const name of ['commandhelper', 'no-close-range']) {
+  copyFileSync(join(root, `test/helper/build/${name}`), join(stage, `test/helper/build/${name}`));
+  chmodSync(join(stage, `test/helper/build/${name}`), 0o755);
+}
 symlinkSync(join(root, 'node_modules'), join(stage, 'node_modules'));
 writeFileSync(join(stage, 'package.json'), '{ "type": "module" }\n');
 
