@@ -110,6 +110,7 @@ const METHODS = [
   'arg', 'argPair', 'argFormat', 'args', 'envPassCommon', 'envPass', 'envPair', 'envString', 'envClear', 'envXDG',
   'cwd', 'passFd', 'inputFd', 'outputFd', 'errorFd', 'inputBuffer', 'captureOutput', 'captureError',
   'captureCombined', 'maxBuffer', 'rawStatus', 'inputPipe', 'outputPipe', 'errorPipe', 'toString', 'getArgList',
+  'sendBuffer', 'nonblockingFds',
 ];
 
 test('fuzz: builder calls and run options with junk throw only CommandError, and the pool keeps serving', async () => {
