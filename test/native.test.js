@@ -488,6 +488,15 @@ if (ENGINE === 'native') {
     assert.equal(openFds(), fds);
   });
 
+  test('addon: adviseHugePages() advises the 2 MiB-aligned interior of an ArrayBuffer, refuses what is not one', () => {
+    // A kernel without transparent huge pages refuses MADV_HUGEPAGE (EINVAL).
+    assert.is(addon.adviseHugePages(new ArrayBuffer(8 * 1024 * 1024)), existsSync('/sys/kernel/mm/transparent_hugepage'));
+    // Smaller than one aligned huge page: nothing to advise.
+    assert.is(addon.adviseHugePages(new ArrayBuffer(4096)), false);
+    assert.throws(() => addon.adviseHugePages(new Uint8Array(8)), (err) => err instanceof TypeError && /ArrayBuffer/.test(err.message));
+    assert.throws(() => addon.adviseHugePages(), TypeError);
+  });
+
   test('addon: moved fds land at their numbers, even two sources that sit at each other\'s target', async () => {
     const [r1, w1] = addon.pipe();
     const [r2, w2] = addon.pipe();

@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync, chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Command, CommandError, exitedNormally, exitStatus, termSignal, coreDumped } from '../dist/index.js';
 import { pool, helper, tmpBase, rejectsWith, processState } from './_support.js';
 
@@ -140,6 +141,24 @@ test('EMAXBUFFER: past maxBuffer the child is killed, and the error keeps what w
   const ok = await new Command(h.path, '--no-log', '--spam-stderr', '100000')
     .captureError().maxBuffer(100_000 + 30).run(opts());
   assert.is(ok.stderr.length, 100_000 + 'BEGIN STDERR\nEND STDERR\n'.length);
+});
+
+test('large captures, byte for byte: 40 MiB through the growing buffer; EMAXBUFFER past a limit above the first spill', async () => {
+  const h = helper();
+  const data = randomBytes(40 * 1024 * 1024 + 12345);
+  const r = await new Command('/bin/cat').inputBuffer(data).captureOutput({ encoding: 'buffer' }).run(opts());
+  assert.is(r.stdout.byteLength, data.length);
+  assert.ok(Buffer.from(r.stdout.buffer, r.stdout.byteOffset, r.stdout.byteLength).equals(data));
+  // A limit between two doublings: exactly the first `limit` bytes are kept.
+  const limit = 9 * 1024 * 1024 + 7;
+  const err = await rejectsWith(new Command(h.path, '--no-log', '--spam-stdout', String(64 * 1024 * 1024))
+    .captureOutput({ encoding: 'buffer' }).maxBuffer(limit).run(opts()), 'EMAXBUFFER');
+  assert.is(err.stdout.length, limit);
+  assert.ok(err.stdout.every((b) => b === 0x78));
+  // Text decodes from the view, not from the whole buffer behind it.
+  const text = await new Command('/bin/cat').inputBuffer(data.toString('hex')).captureOutput().run(opts());
+  assert.is(text.stdout.length, data.length * 2);
+  assert.is(text.stdout.slice(-20), data.toString('hex').slice(-20));
 });
 
 test('ENOCWD: a missing working directory', async () => {

@@ -17,6 +17,8 @@ export interface NativeAddon {
   watch(pidfd: number, callback: (rawStatus: number) => void): void;
   kill(pidfd: number, signal: number): boolean;
   closeFd(fd: number): void;
+  /** madvise(MADV_HUGEPAGE) on the 2 MiB-aligned interior; false if the kernel refused or it is too small. */
+  adviseHugePages(buffer: ArrayBuffer): boolean;
 }
 
 /** What the vfork child applies before exec (src/worker/native/attrs.h). */
