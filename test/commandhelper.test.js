@@ -54,6 +54,26 @@ test('closeParent also closes the parent copy when the run fails', async () => {
   assert.throws(() => fstatSync(fd), /EBADF/);
 });
 
+test('an inheriting child gets process.env as it is at run(): set, changed and deleted just before', async () => {
+  const h = helper();
+  const saved = { ...process.env };
+  try {
+    process.env.SPAWNPOOL_T_GONE = 'soon gone';
+    await new Command('/bin/true').run(opts());
+    process.env.SPAWNPOOL_T_NEW = 'ünïcode = välue';
+    process.env.HOME = '/changed-home';
+    delete process.env.SPAWNPOOL_T_GONE;
+    await new Command(h.path).run(opts());
+    const log = h.log();
+    assert.is(log, expectedLog());
+    assert.ok(log.includes('ENV:SPAWNPOOL_T_NEW=ünïcode = välue\n') && log.includes('ENV:HOME=/changed-home\n'));
+    assert.not.ok(log.includes('SPAWNPOOL_T_GONE'));
+  } finally {
+    for (const k of Object.keys(process.env)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+});
+
 test('envPassCommon passes LC_ALL=C and the usual variables only', async () => {
   const h = helper();
   const saved = { ...process.env };

@@ -497,6 +497,21 @@ if (ENGINE === 'native') {
     assert.throws(() => addon.adviseHugePages(), TypeError);
   });
 
+  test('addon: environBlock() is this process\'s environment; spawn() takes it as envp, NUL-ended entries, empty ones dropped', async () => {
+    const block = addon.environBlock();
+    assert.ok(Buffer.isBuffer(block));
+    const entries = block.toString('utf8').split('\0');
+    assert.is(entries.pop(), '');
+    assert.equal(entries.sort(), Object.entries(process.env).map(([k, v]) => `${k}=${v}`).sort());
+    const env = Buffer.from('B=2\0\0A=1\0', 'utf8');
+    const child = rawSpawn('/usr/bin/env', ['env'], { stdio: [-1, -2, -1], env });
+    assert.is(await readAll(child.stdout), 'B=2\nA=1\n');
+    assert.is(await within(child.status, 'env'), 0);
+    assert.throws(() => addon.spawn('/bin/true', ['true'], Buffer.from('A=1'), null, [-1, -1, -1], [], {}),
+      (err) => err instanceof TypeError && /NUL-terminated/.test(err.message));
+    assert.throws(() => addon.spawn('/bin/true', ['true'], 42, null, [-1, -1, -1], [], {}), TypeError);
+  });
+
   test('addon: moved fds land at their numbers, even two sources that sit at each other\'s target', async () => {
     const [r1, w1] = addon.pipe();
     const [r2, w2] = addon.pipe();

@@ -1,4 +1,5 @@
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, isMainThread, type MessagePort } from 'node:worker_threads';
+import { loadNativeAddon } from '../shared/native-addon.js';
 import { performance } from 'node:perf_hooks';
 import * as Comlink from 'comlink';
 import { CommandError } from '../shared/errors.js';
@@ -18,9 +19,17 @@ import { Readable, Writable } from 'node:stream';
 
 export type { RunOptions } from './options.js';
 
-/** The child's environment as the worker passes it: inherit means this thread's process.env now. */
-function childEnv(spec: CommandSpec): string[] {
+/**
+ * The child's environment as the worker passes it: inherit means this
+ * thread's process.env now. On the main thread that is the process's real
+ * environment, which the addon copies out in one call: enumerating
+ * process.env costs a getter, a lock and a string per variable, and was
+ * the largest part of the main thread's work per run.
+ */
+function childEnv(spec: CommandSpec): readonly string[] | Uint8Array {
   if (spec.env) return spec.env.map(([k, v]) => `${k}=${v}`);
+  const native = isMainThread ? loadNativeAddon() : undefined;
+  if (native && 'addon' in native) return native.addon.environBlock();
   const out: string[] = [];
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out.push(`${k}=${v}`);
   return out;

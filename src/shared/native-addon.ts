@@ -5,12 +5,14 @@ import { fileURLToPath } from 'node:url';
 /** What src/worker/native/spawn.c exports. */
 export interface NativeAddon {
   spawn(
-    file: string, argv: readonly string[], envp: readonly string[], cwd: string | null,
+    file: string, argv: readonly string[], envp: readonly string[] | Uint8Array, cwd: string | null,
     stdio: [number, number, number], keepFds: readonly number[],
     flags: SpawnFlags,
   ): { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
   /** The groups setgroups() gets for that uid/gid (-1: unset), looked up through NSS on this thread. */
   groupList(uid: number, gid: number): number[];
+  /** This process's environment, each K=V ended by a NUL (what spawn() takes as envp). */
+  environBlock(): Buffer;
   /** A close-on-exec pipe: [read end, write end]. */
   pipe(): [number, number];
   /** Owns the pidfd from then on; calls back once, with the raw wait status (-1: status lost). */

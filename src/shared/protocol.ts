@@ -8,8 +8,8 @@ import type { CommandSpec } from './spec.js';
 
 export interface RunTask {
   readonly spec: CommandSpec;
-  /** The child's environment as K=V, resolved on the main thread at run(). */
-  readonly env: readonly string[];
+  /** The child's environment as K=V, resolved on the main thread at run(); or as NUL-ended entries in one block. */
+  readonly env: readonly string[] | Uint8Array;
   /** The main thread's PATH at run(): bare names resolve on it. */
   readonly searchPath: string | undefined;
   /** The main thread's cwd at run(), for relative binary paths. */

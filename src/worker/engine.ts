@@ -19,8 +19,8 @@ export interface SpawnPlan {
   readonly file: string;
   /** argv[0] as the caller gave it, then the arguments. */
   readonly argv: readonly string[];
-  /** Exactly the child's environment, K=V. */
-  readonly env: readonly string[];
+  /** Exactly the child's environment, K=V; or those entries each ended by a NUL, in one block. */
+  readonly env: readonly string[] | Uint8Array;
   readonly cwd: string | undefined;
   readonly stdio: readonly [StdioPlan, StdioPlan, StdioPlan];
   /** Parent fds the child keeps at the same number; every other fd is closed. */

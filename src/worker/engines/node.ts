@@ -39,9 +39,12 @@ async function socketPair(): Promise<[Socket, Socket]> {
   }
 }
 
-function envObject(env: readonly string[]): NodeJS.ProcessEnv {
+function envObject(env: readonly string[] | Uint8Array): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = Object.create(null) as NodeJS.ProcessEnv;
-  for (const entry of env) {
+  const entries = env instanceof Uint8Array
+    ? Buffer.from(env.buffer, env.byteOffset, env.byteLength).toString('utf8').split('\0').filter((e) => e !== '')
+    : env;
+  for (const entry of entries) {
     const eq = entry.indexOf('=');
     out[entry.slice(0, eq)] = entry.slice(eq + 1);
   }

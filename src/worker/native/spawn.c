@@ -353,6 +353,30 @@ static int js_string_array(napi_env env, napi_value v, const char *what, char **
   return 0;
 }
 
+/* The environment as environBlock() gives it: "K=V" entries, each ended by
+   a NUL, in one buffer. Into the same one-allocation vector as above. */
+static int js_env_block(napi_env env, napi_value v, char ***out) {
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return throw_type(env, "envp", "an array of strings or a Buffer");
+  const char *bytes = data;
+  if (len > 0 && bytes[len - 1] != '\0') return throw_type(env, "envp", "a Buffer of NUL-terminated entries");
+  /* Entries are counted by their first byte; empty ones are dropped. */
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) n += bytes[i] != '\0' && (i == 0 || bytes[i - 1] == '\0');
+  char **vec = malloc((n + 1) * sizeof *vec + len);
+  if (vec == NULL) return throw_errno(env, ENOMEM, "malloc");
+  char *copy = (char *)(vec + n + 1);
+  if (len > 0) memcpy(copy, bytes, len);
+  size_t k = 0;
+  for (size_t at = 0; at < len; at += strlen(copy + at) + 1) {
+    if (copy[at] != '\0') vec[k++] = copy + at;
+  }
+  vec[k] = NULL;
+  *out = vec;
+  return 0;
+}
+
 static int js_int_array(napi_env env, napi_value v, const char *what, int **out, uint32_t *count) {
   bool is_array = false;
   napi_value el;
@@ -511,6 +535,12 @@ static void job_release(struct spawn_job *j) {
   free((void *)j->plan.attrs.groups);
 }
 
+static int js_envp(napi_env env, napi_value v, char ***out) {
+  bool is_buffer = false;
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok) return throw_type(env, "envp", "an array of strings or a Buffer");
+  return is_buffer ? js_env_block(env, v, out) : js_string_array(env, v, "envp", out);
+}
+
 /* flags.moveFds: [source, target, source, target, ...]. */
 static int parse_moves(napi_env env, napi_value flags, struct child_plan *p) {
   napi_value list;
@@ -532,7 +562,7 @@ static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_j
   uint32_t nstdio = 0;
   if (argc < 7) return throw_type(env, "spawn()", "called with 7 arguments");
   if (js_string(env, argv[0], "file", &p->file) || js_string_array(env, argv[1], "argv", &p->argv) ||
-      js_string_array(env, argv[2], "envp", &p->envp) || napi_typeof(env, argv[3], &t) != napi_ok ||
+      js_envp(env, argv[2], &p->envp) || napi_typeof(env, argv[3], &t) != napi_ok ||
       (t != napi_null && t != napi_undefined && js_string(env, argv[3], "cwd", &p->cwd)) ||
       js_int_array(env, argv[5], "keepFds", &p->keep, &p->nkeep))
     return -1;
@@ -925,6 +955,30 @@ static napi_value GroupList(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* environBlock() -> Buffer: this process's environment, each "K=V" ended by
+   a NUL, for spawn()'s envp. On the main thread this is what process.env
+   reads and writes, for a small part of what enumerating process.env costs
+   (a getter call, a lock and a string per variable). Bounded by the first
+   pass's size, should another thread's setenv() grow it in between. */
+static napi_value EnvironBlock(napi_env env, napi_callback_info info) {
+  (void)info;
+  size_t bytes = 0;
+  for (char **e = environ; *e != NULL; e++) bytes += strlen(*e) + 1;
+  void *data;
+  napi_value buffer;
+  if (napi_create_buffer(env, bytes, &data, &buffer) != napi_ok) return NULL;
+  size_t at = 0;
+  for (char **e = environ; *e != NULL; e++) {
+    size_t n = strlen(*e) + 1;
+    if (n > bytes - at) break;
+    memcpy((char *)data + at, *e, n);
+    at += n;
+  }
+  /* Shrunk meanwhile: the rest stays NUL, read as empty entries that are dropped below. */
+  if (at < bytes) memset((char *)data + at, 0, bytes - at);
+  return buffer;
+}
+
 /* pipe() -> [readFd, writeFd], both close-on-exec. */
 static napi_value Pipe(napi_env env, napi_callback_info info) {
   (void)info;
@@ -978,6 +1032,7 @@ NAPI_MODULE_INIT() {
     { "groupList", NULL, GroupList, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL },
     { "adviseHugePages", NULL, AdviseHugePages, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "environBlock", NULL, EnvironBlock, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
