@@ -35,8 +35,9 @@ execFileSync(process.execPath, [`${root}scripts/build-native.mjs`], { stdio: 'in
 
 if (withTests) {
   mkdirSync(`${root}test/helper/build`, { recursive: true });
-  for (const name of ['commandhelper', 'no-close-range']) {
-    execFileSync('cc', ['-std=gnu11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',
-      '-o', `${root}test/helper/build/${name}`, `${root}test/helper/${name}.c`], { stdio: 'inherit' });
-  }
+  const cc = (out, ...args) => execFileSync('cc', ['-std=gnu11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',
+    '-o', `${root}test/helper/build/${out}`, ...args], { stdio: 'inherit' });
+  for (const name of ['commandhelper', 'no-close-range']) cc(name, `${root}test/helper/${name}.c`);
+  // The exec helper with a file replaced between its open and its lock of the pidfile.
+  cc('exec-helper-replaced', '-Wl,--wrap=fcntl', `${root}src/worker/native/exec-helper.c`, `${root}test/helper/replace-pidfile.c`);
 }

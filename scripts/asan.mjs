@@ -41,7 +41,7 @@ function node(args, opts = {}) {
   execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit', ...opts });
 }
 
-if (!['dist/index.js', 'dist/worker.js', 'test/helper/build/commandhelper', 'test/helper/build/no-close-range'].every((f) => existsSync(join(root, f)))) {
+if (!['dist/index.js', 'dist/worker.js', 'test/helper/build/commandhelper', 'test/helper/build/no-close-range', 'test/helper/build/exec-helper-replaced'].every((f) => existsSync(join(root, f)))) {
   step('building the library and the test helper (node build.mjs --tests)');
   node(['build.mjs', '--tests']);
 }
@@ -76,7 +76,7 @@ for (const f of readdirSync(join(root, 'test'))) if (f.endsWith('.js')) copyFile
 // A copy of the helper, not a link: tests compare /proc/PID/exe with its path,
 // and it writes its logs beside itself. Packages resolve through the link.
 mkdirSync(join(stage, 'test/helper/build'), { recursive: true });
-for (const name of ['commandhelper', 'no-close-range']) {
+for (const name of ['commandhelper', 'no-close-range', 'exec-helper-replaced']) {
   copyFileSync(join(root, `test/helper/build/${name}`), join(stage, `test/helper/build/${name}`));
   chmodSync(join(stage, `test/helper/build/${name}`), 0o755);
 }

@@ -6,7 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { Command, SpawnPool } from '../dist/index.js';
 import { ENGINE, HELPER, pool, helper, expectedLog, processState, rejectsWith, throwsWith, tmpBase } from './_support.js';
 
@@ -111,6 +112,25 @@ if (native) {
     daemons.add(r2.daemonPid);
     assert.is(readFileSync(pidfile, 'utf8'), `${r2.daemonPid}\n`);
     process.kill(r2.daemonPid, 'SIGKILL');
+  });
+
+  test('a pidfile replaced between the helper\'s open and its lock: it starts over, and locks and writes the new file', async () => {
+    // A test build of the helper renames a fresh file over the path just
+    // before its first F_SETLK (test/helper/replace-pidfile.c).
+    const replacing = join(dirname(HELPER), 'exec-helper-replaced');
+    const pidfile = pidPath();
+    const r = spawnSync(replacing, ['--status-fd', '3', '--daemonize', '--pidfile', pidfile, '--', '/bin/sleep', 'sleep', 'infinity'],
+      { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: { SPAWNPOOL_TEST_REPLACE: pidfile }, encoding: 'utf8' });
+    // Status lines: "D <pid>", or "E <errno> <step>" on a failure.
+    assert.is(r.status, 0, r.output[3]);
+    const daemonPid = Number(/^D (\d+)$/m.exec(r.output[3])[1]);
+    daemons.add(daemonPid);
+    assert.is(processState(daemonPid), 'alive');
+    // Had it kept the first file, the pid would be in an unlinked inode and the path's file empty.
+    assert.is(readFileSync(pidfile, 'utf8'), `${daemonPid}\n`);
+    assert.is(await lockHolder(pidfile), String(daemonPid));
+    assert.not.ok(existsSync(`${pidfile}.fresh`));
+    process.kill(daemonPid, 'SIGKILL');
   });
 
   test('failures in the daemon reach run() with the errno and the step: a locked pidfile, an rlimit, exec', async () => {
