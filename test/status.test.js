@@ -2,7 +2,7 @@
 // codes of a run that could not start.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeFileSync, chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, writeFileSync, chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command, CommandError, exitedNormally, exitStatus, termSignal, coreDumped } from '../dist/index.js';
@@ -45,6 +45,29 @@ test('the stderr tail is the last few KiB, not the whole stream', async () => {
   // Only in the command line the message starts with, not in the tail.
   assert.is(err.message.split('the first words').length, 2);
   assert.ok(err.message.length < 4096 + 200 + err.command.length);
+});
+
+test('the stderr tail holds exactly the last 4096 bytes, across many wraps of the reader\'s buffer', async () => {
+  // 100003 digits in odd-sized writes, then the exit.
+  const script = "let s='';for(let i=0;s.length<100003;i++)s+=i;s=s.slice(0,100003);" +
+    "for(let at=0;at<s.length;at+=777)process.stderr.write(s.slice(at,at+777));process.exitCode=1";
+  let text = '';
+  for (let i = 0; text.length < 100003; i++) text += i;
+  text = text.slice(0, 100003);
+  const err = await rejectsWith(new Command(process.execPath, '-e', script).run(opts()), 'EEXIT');
+  assert.ok(err.message.endsWith(`exited with status 1: ${text.slice(-4096)}`), err.message.slice(-200));
+});
+
+test('a killed child whose own child keeps stderr open: the run still ends, with the tail read so far', async () => {
+  // The grandchild holds the stderr pipe after the shell is killed; its pid is the tail.
+  const marker = join(tmpBase, `grandchild-${process.pid}`);
+  const running = await new Command('/bin/sh', '-c', `sleep infinity & echo "grandchild $!" >&2; touch ${marker}; wait`).runAsync(opts());
+  while (!existsSync(marker)) await new Promise((resolve) => setTimeout(resolve, 5));
+  await running.abort(9);
+  const err = await rejectsWith(running.wait(), 'EABORTED');
+  const grandchild = Number(/grandchild (\d+)$/.exec(err.message)[1]);
+  assert.is(processState(grandchild), 'alive');
+  process.kill(grandchild, 'SIGKILL');
 });
 
 test('a captured stderr also feeds the message, and is on the error', async () => {
