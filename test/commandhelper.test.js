@@ -4,8 +4,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openSync, closeSync, fstatSync, readFileSync, writeFileSync, mkdtempSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { Command } from '../dist/index.js';
-import { pool, helper, expectedLog, echoed, inheritedEnv, tmpBase, rejectsWith } from './_support.js';
+import { ENGINE, pool, helper, expectedLog, echoed, inheritedEnv, tmpBase, rejectsWith } from './_support.js';
 
 const opts = () => ({ pool: pool() });
 
@@ -72,6 +74,24 @@ test('an inheriting child gets process.env as it is at run(): set, changed and d
     for (const k of Object.keys(process.env)) delete process.env[k];
     Object.assign(process.env, saved);
   }
+});
+
+test('run() from a user\'s worker thread: the child inherits that thread\'s own process.env', async () => {
+  const entry = new URL('../dist/index.js', import.meta.url).href;
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(workerData.entry).then(async ({ Command, SpawnPool }) => {
+      process.env.SPAWNPOOL_T_IN_WORKER = 'only here';
+      const pool = new SpawnPool({ threads: 1, engine: workerData.engine });
+      const r = await new Command('/usr/bin/env').captureOutput().run({ pool });
+      await pool.close();
+      parentPort.postMessage(r.stdout);
+    });`;
+  const worker = new Worker(code, { eval: true, workerData: { entry, engine: ENGINE } });
+  const [out] = await once(worker, 'message');
+  assert.ok(out.split('\n').includes('SPAWNPOOL_T_IN_WORKER=only here'), out);
+  assert.is(process.env.SPAWNPOOL_T_IN_WORKER, undefined);
+  await once(worker, 'exit');
 });
 
 test('envPassCommon passes LC_ALL=C and the usual variables only', async () => {
