@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from '../dist/index.js';
-import { ENGINE, pool, helper, expectedLog, echoed, processState, throwsWith, tmpBase } from './_support.js';
+import { ENGINE, pool, helper, expectedLog, echoed, processState, rejectsWith, throwsWith, tmpBase } from './_support.js';
 
 const native = ENGINE === 'native';
 const opts = () => ({ pool: pool() });
@@ -152,6 +152,19 @@ if (native) {
     // It echoes at EOF on its inputs, and exits.
     while (processState(r.daemonPid) === 'alive') await tick();
     assert.ok(readFileSync(outPath).equals(framed('STDOUT', data)));
+  });
+}
+
+if (native) {
+  test('a daemon that never reads a send buffer larger than a pipe: timeoutMs ends the run (ETIMEDOUT), the daemon lives on', async () => {
+    const pidfile = join(tmpBase, `daemon-unread-${process.pid}.pid`);
+    const cmd = new Command('/bin/sleep', 'infinity').daemonize().pidFile(pidfile);
+    cmd.sendBuffer(randomBytes(1024 * 1024));
+    const err = await rejectsWith(cmd.run({ ...opts(), timeoutMs: 1000 }), 'ETIMEDOUT');
+    assert.match(err.message, /timed out after 1000 ms/);
+    const daemonPid = Number(readFileSync(pidfile, 'utf8'));
+    assert.is(processState(daemonPid), 'alive');
+    process.kill(daemonPid, 'SIGKILL');
   });
 }
 

@@ -324,7 +324,8 @@ export class Command {
    * the lowest no passFd() or earlier sendBuffer() holds); name it to the
    * child, e.g. `.arg(\`--secret-fd=${fd}\`)`. Written while the child runs,
    * beside stdin and the captures, so it may be of any size. A daemon may
-   * take one: its run() resolves once all of it is written into the pipe.
+   * take one: its run() resolves once all of it is written into the pipe
+   * (or rejects ETIMEDOUT at timeoutMs; the daemon keeps running).
    */
   sendBuffer(data: string | Uint8Array): number {
     const bytes = toBytes('sendBuffer()', data, this.#binary);

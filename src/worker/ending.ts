@@ -11,6 +11,7 @@ const SIGKILL = 9;
 export class Ending {
   #reason: WireFailure | undefined;
   #grace: NodeJS.Timeout | undefined;
+  #reaped = false;
 
   constructor(
     private readonly child: SpawnedChild,
@@ -25,6 +26,8 @@ export class Ending {
   request(code: string, message: string, signal = this.killSignal): void {
     if (this.#reason) return;
     this.#reason = { code, message };
+    // Reaped already (a daemon's intermediate): only the reason is left to record.
+    if (this.#reaped) return;
     this.child.kill(signal);
     if (signal !== SIGKILL) {
       this.#grace = setTimeout(() => this.child.kill(SIGKILL), this.graceMs);
@@ -38,6 +41,7 @@ export class Ending {
 
   /** The child is reaped: no more signals. */
   settle(): void {
+    this.#reaped = true;
     clearTimeout(this.#grace);
   }
 }

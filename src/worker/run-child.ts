@@ -162,21 +162,25 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   const tail = child.stderr && spec.stderr.kind === 'null' ? new Tail(child.stderr, STDERR_TAIL_BYTES) : undefined;
   const pipes = bridgePipes(spec, child, control);
 
-  const timer = task.timeoutMs === undefined ? undefined
-    : setTimeout(() => ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`), task.timeoutMs);
+  const timer = task.timeoutMs === undefined ? undefined : setTimeout(() => {
+    ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`);
+    // Also what a daemon has not read by then: its run ends now.
+    for (const pipe of child.sendPipes) pipe.destroy();
+  }, task.timeoutMs);
   const abort = (signal?: number) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal);
   control.started(child.pid, abort, child.helper);
   if (control.pendingAbort) abort(control.pendingAbort.signal);
 
   const rawStatus = await child.exited;
-  clearTimeout(timer);
   ending.settle();
   live.delete(ending);
   // The helper's last word: a daemon's status pipe closes when the daemon execs (or fails).
   if (ending.reason) child.helper?.abandon();
   const helper = child.helper && !ending.reason ? await child.helper.done : undefined;
-  // A daemon still holds its send buffers' pipes: its run ends once it has read them.
+  // A daemon still holds its send buffers' pipes: its run ends once it has
+  // read them, or at timeoutMs (the daemon keeps running either way).
   if (spec.attrs.daemonize && !ending.reason && !helper?.failure) await sent;
+  clearTimeout(timer);
   // Input nobody ended: the child is gone, close our end.
   child.stdin?.destroy();
   for (const pipe of child.sendPipes) pipe.destroy();
