@@ -172,6 +172,8 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   if (control.pendingAbort) abort(control.pendingAbort.signal);
 
   const rawStatus = await child.exited;
+  // A daemon's run also covers its send buffers (below); any other ends here.
+  if (!spec.attrs.daemonize) clearTimeout(timer);
   ending.settle();
   live.delete(ending);
   // The helper's last word: a daemon's status pipe closes when the daemon execs (or fails).
