@@ -10,7 +10,7 @@ import { closeSync, existsSync, openSync, realpathSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from '../dist/index.js';
-import { ENGINE, pool, helper, expectedLog, exeOf, processState, rejectsWith, tmpBase } from './_support.js';
+import { ENGINE, pool, helper, expectedLog, echoed, exeOf, processState, rejectsWith, tmpBase } from './_support.js';
 
 const native = ENGINE === 'native';
 const opts = (more = {}) => ({ pool: pool(), ...more });
@@ -69,6 +69,28 @@ if (native) {
     }
     const fds = [[0, '/dev/null'], [1, '/dev/null'], [2, 'pipe'], [passed, passedPath]];
     assert.is(h.log(), expectedLog({ args: ['x'], fds, umask: '0027', cwd: dir }));
+  });
+
+  test('send buffers through the helper: read at their numbers, beside a passed fd; the helper\'s own pipes gone', async () => {
+    const h = helper('hs-send');
+    const passedPath = join(tmpBase, 'hs-send-passed');
+    writeFileSync(passedPath, '');
+    const passed = openSync(passedPath, 'r');
+    const big = 'y'.repeat(200 * 1024);
+    let at = [];
+    try {
+      const cmd = new Command(h.path).passFd(passed).captureOutput().requireHandshake();
+      at = [cmd.sendBuffer('small\n'), cmd.sendBuffer(big)];
+      cmd.args('--readfd', at[0], '--readfd', at[1]);
+      const running = await cmd.runAsync(opts());
+      await running.handshakeWait();
+      await running.handshakeNotify();
+      assert.is((await running.wait()).stdout, echoed(`small\n${big}`));
+    } finally {
+      closeSync(passed);
+    }
+    const fds = [[0, '/dev/null'], [1, 'pipe'], [2, 'pipe'], [passed, passedPath], [at[0], 'pipe'], [at[1], 'pipe']].sort((a, b) => a[0] - b[0]);
+    assert.is(h.log(), expectedLog({ args: ['--readfd', String(at[0]), '--readfd', String(at[1])], fds }));
   });
 
   test('a handshake run ends like any other: output, status; notify before wait is fine', async () => {
