@@ -9,7 +9,7 @@ import { open } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  busyNeighbours, compileC, describeMachine, fmt, GiB, loadAverage, waitQuiet, loadSpawnpool, machine, measured, median, MiB, parseArgs, table, selectContenders } from './lib.mjs';
+  busyNeighbours, compileC, describeMachine, fmt, GiB, loadAverage, waitQuiet, loadSpawnpool, machine, measured, median, MiB, parseArgs, SHARED_OPTIONS, table, selectContenders } from './lib.mjs';
 
 const CONTENDERS = ['cat', 'c-capture', 'c-capture-thp', 'native', 'node', 'child_process'];
 const LABELS = {
@@ -37,16 +37,10 @@ const usage = `usage: node bench/capture.mjs [options]
 `;
 
 const opts = parseArgs(process.argv.slice(2), {
-  '--bytes': { key: 'bytes', type: 'number' },
-  '--chunk': { key: 'chunk', type: 'number' },
-  '--rounds': { key: 'rounds', type: 'number' },
-  '-t': { key: 'threads', type: 'number' }, '--threads': { key: 'threads', type: 'number' },
-  '--only': { key: 'only', type: 'list' }, '--skip': { key: 'skip', type: 'list' },
-  '--quick': { key: 'quick', type: 'boolean' },
-  '--json': { key: 'json', type: 'string' },
-  '--dist': { key: 'dist', type: 'string' },
-  '--snapshot': { key: 'snapshot', type: 'boolean' },
-  '--wait-quiet': { key: 'waitQuiet', type: 'number' },
+  bytes: 'number',
+  chunk: 'number',
+  rounds: 'number',
+  ...SHARED_OPTIONS,
 }, usage);
 
 const quick = opts.quick ?? false;

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs as utilParseArgs } from 'node:util';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -14,52 +15,64 @@ export const buildDir = join(benchDir, 'build');
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 
+/** Options several benchmarks take, by long name; each script picks what it uses. */
+export const SHARED_OPTIONS = {
+  threads: { type: 'number', short: 't' },
+  only: 'list',
+  skip: 'list',
+  quick: 'boolean',
+  json: 'string',
+  dist: 'string',
+  snapshot: 'boolean',
+  'wait-quiet': 'number',
+};
+
+/** SHARED_OPTIONS but the named ones. */
+export function sharedOptions(...names) {
+  return Object.fromEntries(names.map((n) => [n, SHARED_OPTIONS[n]]));
+}
+
+const camel = (name) => name.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+
 /**
- * Tiny option parser: `--name value`, `--name=value`, `-x value`, bare
- * `--flag`. `spec` maps every accepted name (and alias) to
- * { key, type: 'number' | 'string' | 'boolean' | 'list' }.
+ * node:util's parseArgs, with the value types the benchmarks need. `spec`
+ * maps each long name to 'number' | 'string' | 'boolean' | 'list' or
+ * { type, short }; the result is keyed by the camelCased long name. `-h`,
+ * `--help` print `usage`; an unknown option or a bad value exits 2.
  */
 export function parseArgs(argv, spec, usage) {
+  const options = { help: { type: 'boolean', short: 'h' } };
+  for (const [name, s] of Object.entries(spec)) {
+    const { type, short } = typeof s === 'string' ? { type: s } : s;
+    options[name] = { type: type === 'boolean' ? 'boolean' : 'string', ...(short && { short }) };
+  }
+  let values;
+  try {
+    ({ values } = utilParseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    process.stderr.write(`${err.message}\n\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
   const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    if (arg === '-h' || arg === '--help') {
-      process.stdout.write(usage);
-      process.exit(0);
-    }
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const opt = spec[arg];
-    if (!opt) {
-      process.stderr.write(`unknown option ${arg}\n\n${usage}`);
-      process.exit(2);
-    }
-    if (opt.type === 'boolean') {
-      out[opt.key] = value === undefined ? true : value !== 'false' && value !== '0';
-      continue;
-    }
-    if (value === undefined) {
-      if (i + 1 >= argv.length) {
-        process.stderr.write(`${arg} needs a value\n`);
-        process.exit(2);
-      }
-      value = argv[++i];
-    }
-    if (opt.type === 'number') {
+  for (const [name, s] of Object.entries(spec)) {
+    const value = values[name];
+    if (value === undefined) continue;
+    const type = typeof s === 'string' ? s : s.type;
+    if (type === 'number') {
       const n = Number(value);
-      if (!Number.isFinite(n) || n < 0) {
-        process.stderr.write(`${arg}: not a number: ${value}\n`);
+      if (value === '' || !Number.isFinite(n) || n < 0) {
+        process.stderr.write(`--${name}: not a number: ${value}\n`);
         process.exit(2);
       }
-      out[opt.key] = n;
-    } else if (opt.type === 'list') {
-      out[opt.key] = value.split(',').map((s) => s.trim()).filter(Boolean);
+      out[camel(name)] = n;
+    } else if (type === 'list') {
+      out[camel(name)] = value.split(',').map((v) => v.trim()).filter(Boolean);
     } else {
-      out[opt.key] = value;
+      out[camel(name)] = value;
     }
   }
   return out;
@@ -212,6 +225,21 @@ export function allocateBallast(mib) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Calls `start()` `rate` times a second for `ms`; resolves with the rate achieved once every started promise settled. */
+export async function paced(rate, ms, start) {
+  const pending = [];
+  const t0 = performance.now();
+  let started = 0;
+  for (;;) {
+    const now = performance.now();
+    if (now - t0 >= ms) break;
+    for (const due = Math.floor(((now - t0) / 1000) * rate); started < due; started++) pending.push(start());
+    await sleep(1);
+  }
+  await Promise.all(pending);
+  return started / ((performance.now() - t0) / 1000);
+}
 
 const nsToMs = (ns) => ns / 1e6;
 

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
-  LoopDelay, describeMachine, fmt, idleDelay, loadAverage, loadSpawnpool, machine, median, parseArgs, sleep, table,
+  LoopDelay, describeMachine, fmt, idleDelay, loadAverage, loadSpawnpool, machine, median, paced, parseArgs, sharedOptions, table,
 } from './lib.mjs';
 
 const usage = `usage: node bench/paced.mjs [options]
@@ -25,12 +25,10 @@ const usage = `usage: node bench/paced.mjs [options]
       --snapshot       copy the build to bench/build/dist first
 `;
 const opts = parseArgs(process.argv.slice(2), {
-  '--rates': { key: 'rates', type: 'list' },
-  '--seconds': { key: 'seconds', type: 'number' },
-  '--rounds': { key: 'rounds', type: 'number' },
-  '-t': { key: 'threads', type: 'number' }, '--threads': { key: 'threads', type: 'number' },
-  '--dist': { key: 'dist', type: 'string' },
-  '--snapshot': { key: 'snapshot', type: 'boolean' },
+  rates: 'list',
+  seconds: 'number',
+  rounds: 'number',
+  ...sharedOptions('threads', 'dist', 'snapshot'),
 }, usage);
 const rates = (opts.rates ?? ['50', '100', '150']).map(Number);
 const seconds = opts.seconds ?? 10;
@@ -38,36 +36,15 @@ const rounds = Math.max(1, opts.rounds ?? 2);
 const threads = opts.threads ?? availableParallelism();
 const log = (...a) => console.error(...a);
 
-// The paced spawner of the floor window, in a process of its own.
+// The floor window's spawner: the same pacing, in a process of its own.
 const FLOOR = `
-const { spawn } = require('node:child_process');
-const rate = Number(process.argv[1]), ms = Number(process.argv[2]);
-const t0 = performance.now(); let started = 0;
-const tick = () => {
-  const now = performance.now();
-  if (now - t0 >= ms) return;
-  for (const due = Math.floor(((now - t0) / 1000) * rate); started < due; started++) spawn('/bin/true', [], { stdio: 'ignore' });
-  setTimeout(tick, 1);
-};
-tick();`;
-
-/** Calls `start()` `rate` times a second for `ms`; resolves once every started promise settled. */
-async function paced(rate, ms, start) {
-  const pending = [];
-  const t0 = performance.now();
-  let started = 0;
-  for (;;) {
-    const now = performance.now();
-    if (now - t0 >= ms) break;
-    for (const due = Math.floor(((now - t0) / 1000) * rate); started < due; started++) pending.push(start());
-    await sleep(1);
-  }
-  await Promise.all(pending);
-  return started / ((performance.now() - t0) / 1000);
-}
+import { spawn } from 'node:child_process';
+import { paced } from ${JSON.stringify(new URL('./lib.mjs', import.meta.url).href)};
+const [rate, ms] = process.argv.slice(1).map(Number);
+await paced(rate, ms, () => new Promise((resolve) => spawn('/bin/true', [], { stdio: 'ignore' }).on('close', resolve)));`;
 
 async function floorWindow(rate, ms) {
-  const child = spawn(process.execPath, ['-e', FLOOR, String(rate), String(ms)], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', FLOOR, String(rate), String(ms)], { stdio: 'ignore' });
   const d = new LoopDelay();
   d.start();
   await new Promise((resolve) => child.on('close', resolve));

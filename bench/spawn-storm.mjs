@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   allocateBallast, busyNeighbours, childrenCpuSeconds, compileC, fmt, idleDelay, loadAverage, loadSpawnpool, machine,
-  measured, median, parseArgs, rssMiB, table, waitQuiet, describeMachine, selectContenders } from './lib.mjs';
+  measured, median, parseArgs, SHARED_OPTIONS, rssMiB, table, waitQuiet, describeMachine, selectContenders } from './lib.mjs';
 
 const CONTENDERS = ['c-loop', 'native', 'node', 'child_process', 'execa'];
 const LABELS = {
@@ -41,22 +41,16 @@ const usage = `usage: node bench/spawn-storm.mjs [options]
 `;
 
 const opts = parseArgs(process.argv.slice(2), {
-  '-n': { key: 'runs', type: 'number' }, '--runs': { key: 'runs', type: 'number' },
-  '-c': { key: 'concurrency', type: 'number' }, '--concurrency': { key: 'concurrency', type: 'number' },
-  '-t': { key: 'threads', type: 'number' }, '--threads': { key: 'threads', type: 'number' },
-  '--only': { key: 'only', type: 'list' }, '--skip': { key: 'skip', type: 'list' },
-  '--heaps': { key: 'heaps', type: 'list' },
-  '--idle-ms': { key: 'idleMs', type: 'number' },
-  '--max-seconds': { key: 'maxSeconds', type: 'number' },
-  '--max-seconds-key': { key: 'maxSecondsKey', type: 'number' },
-  '--repeat': { key: 'repeat', type: 'number' },
-  '--repeat-key': { key: 'repeatKey', type: 'number' },
-  '--wait-quiet': { key: 'waitQuiet', type: 'number' },
-  '--program': { key: 'program', type: 'string' },
-  '--quick': { key: 'quick', type: 'boolean' },
-  '--json': { key: 'json', type: 'string' },
-  '--dist': { key: 'dist', type: 'string' },
-  '--snapshot': { key: 'snapshot', type: 'boolean' },
+  runs: { type: 'number', short: 'n' },
+  concurrency: { type: 'number', short: 'c' },
+  heaps: 'list',
+  'idle-ms': 'number',
+  'max-seconds': 'number',
+  'max-seconds-key': 'number',
+  repeat: 'number',
+  'repeat-key': 'number',
+  program: 'string',
+  ...SHARED_OPTIONS,
 }, usage);
 
 const quick = opts.quick ?? false;

@@ -39,7 +39,8 @@ function makeTask(spec: CommandSpec, o: CheckedOptions, port: MessagePort | unde
   return {
     spec,
     env: childEnv(spec),
-    searchPath: process.env.PATH,
+    // Only a bare name is looked up; a process.env read is not free on the main thread.
+    searchPath: spec.binary.includes('/') ? undefined : process.env.PATH,
     parentCwd: process.cwd(),
     timeoutMs: o.timeoutMs,
     killSignal: o.killSignal,

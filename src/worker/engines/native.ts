@@ -252,7 +252,7 @@ export const nativeEngine: Engine = {
         // low numbers a plain spawn would give it.
         const top = Math.max(99, ...plan.keepFds, ...plan.sendFds);
         helperFds = { status: extra.open('read', top + 1), go: plan.attrs.handshake ? extra.open('write', top + 2) : undefined };
-        argv = helperArgv(helper.path, plan, flags, top + 1, plan.attrs.handshake ? top + 2 : undefined);
+        argv = helperArgv(helper.path, plan, flags, helperFds.status, helperFds.go);
         file = helper.path;
         cwd = null;
         // The helper applies them all, after its own steps.
