@@ -60,7 +60,7 @@ function buildWithCc(dir) {
   mkdirSync(dirname(out), { recursive: true });
   const sanitize = asan ? ['-fsanitize=address', '-fno-omit-frame-pointer', '-g'] : [];
   run(process.env.CC || 'cc', [...CFLAGS, ...sanitize, '-shared', '-fPIC', '-pthread',
-    `-I${join(dir, 'include/node')}`, '-o', out, join(srcDir, 'spawn.c')]);
+    `-I${join(dir, 'include/node')}`, '-o', out, join(srcDir, 'spawn.c'), join(srcDir, 'runner.c')]);
   return out;
 }
 

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, rmSy
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SpawnPool } from '../dist/index.js';
+import { CommandError, SpawnPool } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const HELPER = join(here, 'helper', 'build', 'commandhelper');
@@ -201,4 +201,39 @@ export function throwsWith(fn, code) {
     return err;
   }
   throw new Error(`expected CommandError ${code}, but it returned`);
+}
+
+/**
+ * Runs short commands on `run` until the process's fd count holds still:
+ * every thread of the pool has started and opened what it opens lazily
+ * (a thread that starts late gets work only from then on).
+ */
+export async function warmUp(run) {
+  let fds = -1;
+  for (let steady = 0; steady < 3;) {
+    await Promise.all(Array.from({ length: 16 }, run));
+    const now = openFds().length;
+    steady = now === fds ? steady + 1 : 0;
+    fds = now;
+  }
+  return fds;
+}
+
+/** 'ok', or the CommandError's code. */
+export async function codeOf(promise) {
+  try {
+    await promise;
+    return 'ok';
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+    return err.code;
+  }
+}
+
+/**
+ * Every run has settled, so every child is reaped: this only waits for /proc
+ * to agree, and fails the test by timeout otherwise.
+ */
+export async function untilNoChildren() {
+  while (childrenOf().length > 0) await new Promise((r) => setTimeout(r, 20));
 }

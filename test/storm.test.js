@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Command, CommandError, SpawnPool } from '../dist/index.js';
-import { ENGINE, HELPER, childrenOf, openFds } from './_support.js';
+import { ENGINE, HELPER, codeOf, openFds, untilNoChildren, warmUp } from './_support.js';
 
 /** A small seeded generator (mulberry32): failures replay exactly. */
 function random(seed) {
@@ -53,27 +53,12 @@ const KINDS = {
   missing: { expect: 'ENOENT', run: (pool) => new Command('/nonexistent/program').run({ pool }) },
 };
 
-async function settle(kind, pool) {
-  try {
-    await KINDS[kind].run(pool);
-    return 'ok';
-  } catch (err) {
-    if (!(err instanceof CommandError)) throw err;
-    return err.code;
-  }
-}
-
-async function untilNoChildren() {
-  // Every run has settled, so every child is reaped: this only waits for
-  // /proc to agree, and fails the test by timeout otherwise.
-  while (childrenOf().length > 0) await new Promise((r) => setTimeout(r, 20));
-}
+const settle = (kind, pool) => codeOf(KINDS[kind].run(pool));
 
 test('a storm of 2000 mixed runs: each ends as it must, nothing is left behind', async () => {
   const pool = new SpawnPool({ threads: 2, engine: ENGINE });
   // Warm up first: the threads and their lazily opened fds exist before the count.
-  await Promise.all(Array.from({ length: 8 }, () => new Command('/bin/true').run({ pool })));
-  const fdsBefore = openFds().length;
+  const fdsBefore = await warmUp(() => new Command('/bin/true').run({ pool }));
   const next = random(2026);
   const names = Object.keys(KINDS);
   const kinds = Array.from({ length: 2000 }, () => names[Math.floor(next() * names.length)]);

@@ -26,11 +26,11 @@ export interface CheckedOptions {
   readonly killGraceMs: number;
 }
 
-function invalid(problem: string, command: string): CommandError {
-  return new CommandError('EINVAL', `run(): ${problem}`, { command });
+function invalid(problem: string, command: () => string): CommandError {
+  return new CommandError('EINVAL', `run(): ${problem}`, { command: command() });
 }
 
-function checkMs(name: string, value: unknown, command: string): number | undefined {
+function checkMs(name: string, value: unknown, command: () => string): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 0x7fffffff) {
     throw invalid(`${name} must be a number of milliseconds from 0 to 2^31-1, got ${String(value)}`, command);
@@ -38,8 +38,10 @@ function checkMs(name: string, value: unknown, command: string): number | undefi
   return value;
 }
 
-export function checkOptions(opts: RunOptions | undefined, command: string): CheckedOptions {
-  if (opts === undefined) opts = {};
+const NO_OPTIONS: CheckedOptions = { pool: undefined, status: false, timeoutMs: undefined, signal: undefined, killSignal: 15, killGraceMs: 2000 };
+
+export function checkOptions(opts: RunOptions | undefined, command: () => string): CheckedOptions {
+  if (opts === undefined) return NO_OPTIONS;
   if (opts === null || typeof opts !== 'object') throw invalid('options must be an object', command);
   if (opts.pool !== undefined && !(opts.pool instanceof SpawnPool)) throw invalid('pool must be a SpawnPool', command);
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal', command);

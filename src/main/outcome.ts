@@ -20,7 +20,7 @@ function tailText(bytes: Uint8Array | undefined): string {
  * rules: a non-zero exit or a signal rejects unless the caller asked for the
  * status (and, for a signal, for the raw status).
  */
-export function settle(spec: CommandSpec, outcome: RunOutcome, command: string, wantStatus: boolean): RunResult {
+export function settle(spec: CommandSpec, outcome: RunOutcome, command: () => string, wantStatus: boolean): RunResult {
   const stdout = lazy(outcome.stdout, spec.stdout, 'capture');
   const stderr = lazy(outcome.stderr, spec.stderr, 'capture');
   const output = lazy(outcome.output, spec.stdout, 'combined');
@@ -29,7 +29,7 @@ export function settle(spec: CommandSpec, outcome: RunOutcome, command: string, 
 
   const fail = (code: string, message: string): never => {
     throw new CommandError(code, message, {
-      command, pid,
+      command: command(), pid,
       exitStatus: raw === undefined ? undefined : exitStatus(raw),
       signal: raw === undefined ? undefined : termSignal(raw),
       stdout: stdout?.value, stderr: stderr?.value, output: output?.value,
@@ -40,16 +40,16 @@ export function settle(spec: CommandSpec, outcome: RunOutcome, command: string, 
   if (outcome.failure) {
     const { code, message } = outcome.failure;
     return pid === undefined
-      ? fail(code, `Cannot run ${command}: ${message}`)
-      : fail(code, endingMessage(command, message, tail()));
+      ? fail(code, `Cannot run ${command()}: ${message}`)
+      : fail(code, endingMessage(command(), message, tail()));
   }
-  if (raw === undefined) return fail('ESPAWN', `Cannot run ${command}: no status`);
+  if (raw === undefined) return fail('ESPAWN', `Cannot run ${command()}: no status`);
 
   const signal = termSignal(raw);
   if (!exitedNormally(raw)) {
-    if (!(wantStatus && spec.rawStatus)) fail('ESIGNAL', endingMessage(command, `killed by signal ${signal}`, tail()));
+    if (!(wantStatus && spec.rawStatus)) fail('ESIGNAL', endingMessage(command(), `killed by signal ${signal}`, tail()));
   } else if (exitStatus(raw) !== 0 && !wantStatus) {
-    fail('EEXIT', endingMessage(command, `exited with status ${exitStatus(raw)}`, tail()));
+    fail('EEXIT', endingMessage(command(), `exited with status ${exitStatus(raw)}`, tail()));
   }
   return new CompletedRun({
     pid: outcome.pid,

@@ -1,9 +1,10 @@
 import { availableParallelism } from 'node:os';
-import { BroadcastChannel, type MessagePort } from 'node:worker_threads';
+import { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { CommandError } from '../shared/errors.js';
-import type { RunOutcome, RunTask } from '../shared/protocol.js';
-import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
+import { LANE_KEY, type RunOutcome } from '../shared/protocol.js';
+import type { WorkerConfig } from '../shared/pool-config.js';
+import { WorkerLane, type LaneWaiter, type TaskDraft } from './lane.js';
 import { chooseEngine } from './engine-choice.js';
 import { PoolMetrics, type LatencySummary, type OutcomeCounts } from './pool-metrics.js';
 
@@ -40,82 +41,141 @@ export interface PoolStats {
 /** Children each worker carries at once before runs queue. */
 const RUNS_PER_THREAD = 256;
 
-let poolSerial = 0;
-
 /** @internal run.ts submits through this, keeping it off the public surface. */
 export const submit = Symbol('spawnpool.submit');
+
+interface Queued {
+  readonly draft: TaskDraft;
+  readonly waiter: LaneWaiter;
+}
 
 /**
  * Worker threads that spawn, feed, capture and reap children, many per
  * thread. An idle pool holds no reference on the event loop.
+ *
+ * Piscina starts the threads, replaces one that dies and stops them; the
+ * runs themselves travel on each worker's lane (lane.ts), in batches, not
+ * as piscina tasks.
  */
 export class SpawnPool {
   readonly #piscina: Piscina;
-  readonly #channelName: string;
+  readonly #threads: number;
+  readonly #maxQueue: number;
   #state: 'open' | 'closing' | 'destroyed' = 'open';
-  /** Every submitted run until it settles: stats count them, destroy() waits for their reaping. */
-  readonly #runs = new Set<Promise<unknown>>();
+  readonly #lanes: WorkerLane[] = [];
+  readonly #queue: Queued[] = [];
+  /** Runs handed to a lane or queued, until they settle. */
+  #pending = 0;
+  #drained: (() => void) | undefined;
+  /** Referenced while runs wait here: the threads are not (an idle pool must let the process exit), and a starting thread has no lane yet. */
+  #keepAlive: NodeJS.Timeout | undefined;
   readonly #metrics = new PoolMetrics();
 
   constructor(opts: SpawnPoolOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw new CommandError('EINVAL', 'SpawnPool: options must be an object', { command: '' });
-    const threads = checkCount('threads', opts.threads) ?? availableParallelism();
-    const maxQueue = checkCount('maxQueue', opts.maxQueue, 0) ?? Infinity;
+    this.#threads = checkCount('threads', opts.threads) ?? availableParallelism();
+    this.#maxQueue = checkCount('maxQueue', opts.maxQueue, 0) ?? Infinity;
     const engine = chooseEngine(opts.engine);
-    this.#channelName = `spawnpool:${process.pid}:${++poolSerial}`;
-    const workerData: WorkerConfig = { engine, channel: this.#channelName };
+    const workerData: WorkerConfig = { engine };
     this.#piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
-      minThreads: threads,
-      maxThreads: threads,
-      maxQueue,
+      minThreads: this.#threads,
+      maxThreads: this.#threads,
       idleTimeout: checkCount('idleTimeoutMs', opts.idleTimeoutMs, 0) ?? 30_000,
-      concurrentTasksPerWorker: RUNS_PER_THREAD,
-      // Workers run async I/O between tasks; Atomics.wait would block it.
+      // Workers run async I/O; Atomics.wait would block it.
       atomics: 'disabled',
       workerData,
     });
+    this.#piscina.on('message', (message: unknown) => {
+      const port = (message as Record<string, unknown> | null)?.[LANE_KEY];
+      if (port instanceof MessagePort) this.#attach(port);
+    });
+    // A thread that dies is reported to its runs through its lane; piscina
+    // also emits it here, and an 'error' nobody listens to would kill the host.
+    this.#piscina.on('error', () => undefined);
+  }
+
+  #attach(port: MessagePort): void {
+    const lane = new WorkerLane(port, () => this.#dispatch(), (dead) => {
+      this.#lanes.splice(this.#lanes.indexOf(dead), 1);
+    });
+    this.#lanes.push(lane);
+    if (this.#state === 'destroyed') lane.destroy();
+    this.#dispatch();
   }
 
   /** @internal */
-  async [submit](task: RunTask, command: string): Promise<RunOutcome> {
+  [submit](draft: TaskDraft, command: () => string): Promise<RunOutcome> {
     if (this.#state !== 'open') {
       this.#metrics.recordRefused('pool');
-      throw new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command });
+      return Promise.reject(new CommandError('EPOOLCLOSED', `Cannot run ${command()}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command: command() }));
     }
-    try {
-      const transferList = task.port ? [task.port as MessagePort] : [];
-      const pending = this.#piscina.run(task, { transferList });
-      this.#runs.add(pending);
-      void pending.finally(() => this.#runs.delete(pending)).catch(() => undefined);
-      const outcome = (await pending) as RunOutcome;
-      this.#metrics.record(outcome);
-      return outcome;
-    } catch (err) {
-      const error = this.#taskError(err, command);
-      this.#metrics.recordRefused(error.code === 'EWORKER' ? 'workerLost' : 'pool');
-      throw error;
+    // Runs that fill the threads' capacity never count as queued, even
+    // while the threads are still starting.
+    if (this.#queue.length >= this.#maxQueue + Math.max(0, this.#threads * RUNS_PER_THREAD - this.#running())) {
+      this.#metrics.recordRefused('pool');
+      return Promise.reject(new CommandError('EQUEUEFULL', `Cannot run ${command()}: the pool's queue is full`, { command: command() }));
     }
+    return new Promise<RunOutcome>((resolve, reject) => {
+      this.#pending++;
+      const settled = () => {
+        if (--this.#pending === 0) this.#drained?.();
+      };
+      const waiter: LaneWaiter = {
+        resolve: (outcome) => {
+          settled();
+          this.#metrics.record(outcome);
+          resolve(outcome);
+        },
+        lost: (reason, hadChild) => {
+          settled();
+          this.#metrics.recordRefused('workerLost');
+          reject(new CommandError('EWORKER', `${command()}: the worker thread running it died (${reason}); ` +
+            (hadChild ? 'its child was killed' : 'it had no child running'), { command: command() }));
+        },
+      };
+      const lane = this.#freeLane();
+      if (lane && this.#queue.length === 0) lane.send(draft, waiter);
+      else this.#enqueue({ draft, waiter });
+    });
   }
 
-  #taskError(err: unknown, command: string): CommandError {
-    const message = err instanceof Error ? err.message : String(err);
-    if (/queue is at limit/i.test(message)) {
-      return new CommandError('EQUEUEFULL', `Cannot run ${command}: the pool's queue is full`, { command, cause: err });
+  #running(): number {
+    let n = 0;
+    for (const lane of this.#lanes) n += lane.load;
+    return n;
+  }
+
+  /** The least loaded lane with room, if any. */
+  #freeLane(): WorkerLane | undefined {
+    let best: WorkerLane | undefined;
+    for (const lane of this.#lanes) {
+      if (lane.load < RUNS_PER_THREAD && (!best || lane.load < best.load)) best = lane;
     }
-    if (this.#state === 'destroyed') {
-      return new CommandError('EPOOLCLOSED', `Cannot run ${command}: the pool was destroyed`, { command, cause: err });
+    return best;
+  }
+
+  #enqueue(queued: Queued): void {
+    this.#queue.push(queued);
+    this.#keepAlive ??= setInterval(() => undefined, 0x7fffffff);
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      const lane = this.#freeLane();
+      if (!lane) return;
+      const { draft, waiter } = this.#queue.shift()!;
+      lane.send(draft, waiter);
     }
-    // Piscina starts another thread in its place.
-    return new CommandError('EWORKER', `${command}: the worker thread running it died (${message}); its child was killed`, { command, cause: err });
+    clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
   }
 
   stats(): PoolStats {
-    const queued = this.#piscina.queueSize;
     return {
       threads: this.#piscina.threads.length,
-      running: Math.max(0, this.#runs.size - queued),
-      queued,
+      running: this.#running(),
+      queued: this.#queue.length,
       completed: this.#metrics.completed,
       failed: this.#metrics.failed,
       outcomes: this.#metrics.outcomes(),
@@ -123,10 +183,18 @@ export class SpawnPool {
     };
   }
 
+  #settledAll(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drained = resolve;
+    });
+  }
+
   /** Finish what runs and what is queued, refuse new work, stop the workers. */
   async close(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
+    await this.#settledAll();
     await this.#piscina.close();
   }
 
@@ -134,15 +202,23 @@ export class SpawnPool {
   async destroy(): Promise<void> {
     if (this.#state === 'destroyed') return;
     this.#state = 'destroyed';
-    const channel = new BroadcastChannel(this.#channelName);
-    channel.postMessage(DESTROY_MESSAGE);
-    channel.close();
+    for (const { waiter } of this.#queue.splice(0)) waiter.resolve(poolDestroyed());
+    this.#dispatch();
+    for (const lane of this.#lanes) lane.destroy();
     // Runs end once their children are reaped; only then stop the threads
-    // (terminating a worker earlier would orphan its children). Queued runs
-    // reach a worker that already knows, and end without spawning.
-    while (this.#runs.size > 0) await Promise.allSettled([...this.#runs]);
+    // (terminating a worker earlier would orphan its children).
+    await this.#settledAll();
     await this.#piscina.close({ force: true });
   }
+}
+
+/** A queued run that never reached a worker. */
+function poolDestroyed(): RunOutcome {
+  return {
+    pid: 0, rawStatus: undefined, failure: { code: 'EPOOLCLOSED', message: 'the pool was destroyed' },
+    stdout: undefined, stderr: undefined, output: undefined, stderrTail: undefined,
+    durationMs: 0, queueWaitMs: 0, spawnMs: 0,
+  };
 }
 
 function checkCount(name: string, value: unknown, min = 1): number | undefined {

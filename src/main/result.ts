@@ -43,7 +43,8 @@ export interface ResultFields {
   readonly stderr: LazyText | undefined;
   readonly output: LazyText | undefined;
   readonly durationMs: number;
-  readonly command: string;
+  /** toString() of the command, built when first read. */
+  readonly command: () => string;
   readonly daemonPid?: number | undefined;
 }
 
@@ -53,7 +54,6 @@ export class CompletedRun implements RunResult {
   readonly status: number;
   readonly signal: NodeJS.Signals | undefined;
   readonly durationMs: number;
-  readonly command: string;
   readonly daemonPid: number | undefined;
   readonly #fields: ResultFields;
 
@@ -63,8 +63,11 @@ export class CompletedRun implements RunResult {
     this.status = fields.status;
     this.signal = fields.signal;
     this.durationMs = fields.durationMs;
-    this.command = fields.command;
     this.daemonPid = fields.daemonPid;
+  }
+
+  get command(): string {
+    return this.#fields.command();
   }
 
   get stdout(): string | Uint8Array | undefined {

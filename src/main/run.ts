@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks';
 import * as Comlink from 'comlink';
 import { CommandError } from '../shared/errors.js';
 import { commandLine } from '../shared/quote.js';
-import type { ChildControl, RunOutcome, RunTask } from '../shared/protocol.js';
+import type { ChildControl, RunOutcome } from '../shared/protocol.js';
+import type { TaskDraft } from './lane.js';
 import type { CommandSpec } from '../shared/spec.js';
 import { defaultPool } from './default-pool.js';
 import { activeDryRun } from './dry-run.js';
@@ -35,7 +36,7 @@ function childEnv(spec: CommandSpec): readonly string[] | Uint8Array {
   return out;
 }
 
-function makeTask(spec: CommandSpec, o: CheckedOptions, port: MessagePort | undefined): RunTask {
+function makeTask(spec: CommandSpec, o: CheckedOptions, port: MessagePort | undefined): TaskDraft {
   return {
     spec,
     env: childEnv(spec),
@@ -60,8 +61,18 @@ function dryRunPipes(spec: CommandSpec, outcome: RunOutcome): Pick<RunHandle, 's
   };
 }
 
-function abortedBeforeStart(command: string): CommandError {
-  return new CommandError('EABORTED', `Cannot run ${command}: aborted before it was spawned`, { command });
+function abortedBeforeStart(command: () => string): CommandError {
+  return new CommandError('EABORTED', `Cannot run ${command()}: aborted before it was spawned`, { command: command() });
+}
+
+/**
+ * The command's toString(), built when first needed: an error message or a
+ * result's `command`. Quoting every word of every run cost more than the
+ * rest of what the main thread does for it.
+ */
+export function lazyCommandLine(spec: CommandSpec): () => string {
+  let line: string | undefined;
+  return () => (line ??= commandLine(spec.env, [spec.binary, ...spec.args]));
 }
 
 /**
@@ -79,7 +90,7 @@ class PooledRun implements RunHandle {
   readonly #delivered: Promise<void>;
   #over = false;
 
-  constructor(private readonly spec: CommandSpec, o: CheckedOptions, private readonly command: string) {
+  constructor(private readonly spec: CommandSpec, o: CheckedOptions, private readonly command: () => string) {
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     this.#remote = Comlink.wrap<ChildControl>(rpcEndpoint(port1));
@@ -111,20 +122,20 @@ class PooledRun implements RunHandle {
 
   async handshakeWait(): Promise<void> {
     if (!this.spec.attrs.handshake) {
-      throw new CommandError('EINVAL', 'handshakeWait(): the command has no requireHandshake()', { command: this.command, pid: this.pid });
+      throw new CommandError('EINVAL', 'handshakeWait(): the command has no requireHandshake()', { command: this.command(), pid: this.pid });
     }
     const ended = this.outcome.then(
       (o) => o.failure ?? { code: 'ESPAWN', message: 'the child ended before the handshake' },
       () => ({ code: 'ESPAWN', message: 'the run failed before the handshake' }));
     const failure = await Promise.race([this.#remote.handshakeWait(), ended]);
     if (failure) {
-      throw new CommandError(failure.code, `handshakeWait(): ${this.command}: ${failure.message}`, { command: this.command, pid: this.pid });
+      throw new CommandError(failure.code, `handshakeWait(): ${this.command()}: ${failure.message}`, { command: this.command(), pid: this.pid });
     }
   }
 
   async handshakeNotify(): Promise<void> {
     if (!this.spec.attrs.handshake) {
-      throw new CommandError('EINVAL', 'handshakeNotify(): the command has no requireHandshake()', { command: this.command, pid: this.pid });
+      throw new CommandError('EINVAL', 'handshakeNotify(): the command has no requireHandshake()', { command: this.command(), pid: this.pid });
     }
     if (this.#over) return;
     await Promise.race([this.#remote.handshakeNotify(), this.outcome.then(() => undefined, () => undefined)]);
@@ -140,7 +151,7 @@ class PooledRun implements RunHandle {
 }
 
 /** Settings that only make sense together, or with one way of running. */
-function checkFits(spec: CommandSpec, command: string, method: 'run()' | 'runAsync()'): void {
+function checkFits(spec: CommandSpec, command: () => string, method: 'run()' | 'runAsync()'): void {
   // Pipes are handles on a running child: run() has none to give.
   const piped = method === 'run()' ? [spec.stdin.kind === 'pipe' && 'inputPipe()', spec.stdout.kind === 'pipe' && 'outputPipe()',
     spec.stderr.kind === 'pipe' && 'errorPipe()'].filter(Boolean) : [];
@@ -149,15 +160,15 @@ function checkFits(spec: CommandSpec, command: string, method: 'run()' | 'runAsy
     : method === 'runAsync()' && spec.attrs.daemonize ? 'daemonize() needs run(): it resolves when the intermediate exits'
     : method === 'run()' && spec.attrs.handshake ? 'requireHandshake() needs runAsync(): nobody could notify the child'
     : undefined;
-  if (problem) throw new CommandError('EINVAL', `${method}: ${problem}`, { command });
+  if (problem) throw new CommandError('EINVAL', `${method}: ${problem}`, { command: command() });
 }
 
 export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<RunResult> {
-  const command = commandLine(spec.env, [spec.binary, ...spec.args]);
+  const command = lazyCommandLine(spec);
   const o = checkOptions(opts, command);
   checkFits(spec, command, 'run()');
   const dry = activeDryRun();
-  if (dry) return settle(spec, await dry.execute(spec, command), command, o.status);
+  if (dry) return settle(spec, await dry.execute(spec, command()), command, o.status);
   if (o.signal?.aborted) throw abortedBeforeStart(command);
   if (!o.signal) {
     const pool = o.pool ?? defaultPool();
@@ -174,12 +185,12 @@ export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<
 }
 
 export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Promise<RunningCommand> {
-  const command = commandLine(spec.env, [spec.binary, ...spec.args]);
+  const command = lazyCommandLine(spec);
   const o = checkOptions(opts, command);
   checkFits(spec, command, 'runAsync()');
   const dry = activeDryRun();
   if (dry) {
-    const outcome = await dry.execute(spec, command);
+    const outcome = await dry.execute(spec, command());
     return new RunningCommand({
       pid: 0,
       ...dryRunPipes(spec, outcome),

@@ -21,7 +21,26 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   /** madvise(MADV_HUGEPAGE) on the 2 MiB-aligned interior; false if the kernel refused or it is too small. */
   adviseHugePages(buffer: ArrayBuffer): boolean;
+  /** This thread's fast-path runner (runner.c); `onRecords` gets RUNNER_RECORD_FIELDS values per finished run. */
+  runnerOpen(onRecords: (records: RunnerRecords) => void): NativeRunner;
+  /** spawn()'s arguments after the runner, then what the runner does: the child's pid. */
+  runnerSpawn(
+    runner: NativeRunner, file: string, argv: readonly string[], envp: readonly string[] | Uint8Array, cwd: string | null,
+    stdio: [number, number, number], keepFds: readonly number[], flags: SpawnFlags, io: RunnerIo,
+  ): number;
+  /** false once the child is reaped. */
+  runnerKill(runner: NativeRunner, id: number, signal: number): boolean;
 }
+
+/** An opaque handle. */
+export type NativeRunner = { readonly __nativeRunner: unique symbol };
+
+/** [id, input, our ends of the send pipes, their data, captureOut, captureErr, tailErr, maxBuffer, group] */
+export type RunnerIo = [number, Uint8Array | null, number[], readonly Uint8Array[], number, number, number, number, number];
+
+/** Per finished run: id, raw status, overflowed, stdout (or combined), stderr, stderr tail. */
+export type RunnerRecords = ReadonlyArray<number | boolean | Uint8Array | undefined>;
+export const RUNNER_RECORD_FIELDS = 6;
 
 /** What the vfork child applies before exec (src/worker/native/attrs.h). */
 export interface SpawnFlags {

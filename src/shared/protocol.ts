@@ -2,14 +2,24 @@ import type { MessagePort } from 'node:worker_threads';
 import type { CommandSpec } from './spec.js';
 
 /**
- * What crosses the thread boundary. A task goes main → worker through the
- * pool; its outcome comes back as the task's value, buffers transferred.
+ * What crosses the thread boundary. Each worker has one lane: a port on
+ * which the runs of one turn of the main loop arrive as one message, and on
+ * which the outcomes of one turn of the worker's loop go back as one
+ * message, their bytes transferred.
  */
 
+/** The child's environment when it inherits: the block the lane sent last (the main thread's environ did not change). */
+export const SAME_ENV = 0;
+
 export interface RunTask {
+  /** The run's number on its lane, echoed in its outcome. */
+  readonly id: number;
   readonly spec: CommandSpec;
-  /** The child's environment as K=V, resolved on the main thread at run(); or as NUL-ended entries in one block. */
-  readonly env: readonly string[] | Uint8Array;
+  /**
+   * The child's environment as K=V, resolved on the main thread at run(); or
+   * as NUL-ended entries in one block; or SAME_ENV: the last block this lane carried.
+   */
+  readonly env: readonly string[] | Uint8Array | typeof SAME_ENV;
   /** The main thread's PATH at run(): bare names resolve on it. */
   readonly searchPath: string | undefined;
   /** The main thread's cwd at run(), for relative binary paths. */
@@ -22,6 +32,21 @@ export interface RunTask {
   /** performance.timeOrigin + now() on the main thread when posted. */
   readonly postedAt: number;
 }
+
+/** main → worker, on the lane. */
+export type LaneRequest =
+  | { readonly t: 'runs'; readonly runs: readonly RunTask[] }
+  /** pool.destroy(): SIGKILL every child; later runs end without spawning. */
+  | { readonly t: 'destroy' };
+
+/** worker → main, on the lane. */
+export type LaneReport =
+  | { readonly t: 'done'; readonly ids: readonly number[]; readonly outcomes: readonly RunOutcome[] }
+  /** The thread is dying: why, and which of its runs had a child (killed now). */
+  | { readonly t: 'lost'; readonly reason: string; readonly withChild: readonly number[] };
+
+/** How a worker hands the pool its lane (on parentPort, once, as it starts). */
+export const LANE_KEY = 'spawnpoolLane';
 
 /** Why a run ended without a plain exit. */
 export interface WireFailure {

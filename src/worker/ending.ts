@@ -14,7 +14,7 @@ export class Ending {
   #reaped = false;
 
   constructor(
-    private readonly child: SpawnedChild,
+    private readonly child: Pick<SpawnedChild, 'kill'>,
     private readonly killSignal: number,
     private readonly graceMs: number,
   ) {}

@@ -73,10 +73,44 @@ export class SpawnFailure extends Error {
   }
 }
 
+/** What the addon carries out itself for a run that needs no JS stream. */
+export interface FastIo {
+  /** Fed to stdin (which is then a pipe). */
+  readonly input: Uint8Array | undefined;
+  /** The send buffers, in the order of SpawnPlan.sendFds. */
+  readonly sendData: readonly Uint8Array[];
+  /** stdout (or the combined pipe) into a buffer; stderr into a buffer; stderr's tail only. */
+  readonly captureOut: boolean;
+  readonly captureErr: boolean;
+  readonly tailErr: boolean;
+  readonly maxBuffer: number;
+}
+
+/** How a fast-path run ended. */
+export interface FastRecord {
+  /** Raw wait status; -1: lost (SIGCHLD ignored, or someone else reaped it). */
+  readonly rawStatus: number;
+  /** A capture went past maxBuffer: the child was SIGKILLed, the first maxBuffer bytes kept. */
+  readonly overflowed: boolean;
+  readonly stdout: Uint8Array | undefined;
+  readonly stderr: Uint8Array | undefined;
+  readonly stderrTail: Uint8Array | undefined;
+}
+
+export interface FastChild {
+  readonly pid: number;
+  /** Sends a signal (to its group, if it leads one); from then on the run does not wait for EOF. */
+  kill(signal: number): boolean;
+  /** Once reaped and its pipes drained (or abandoned, when it was killed). */
+  readonly done: Promise<FastRecord>;
+}
+
 export interface Engine {
   readonly name: 'native' | 'node';
   /** Rejects with SpawnFailure when the program could not be started. */
   spawn(plan: SpawnPlan): Promise<SpawnedChild>;
+  /** The same, with feeding, capture and reaping done in C; absent where the engine has no such path. */
+  spawnFast?(plan: SpawnPlan, io: FastIo): Promise<FastChild>;
 }
 
 /** Signals a process group; false when it has no member left. */

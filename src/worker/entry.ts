@@ -1,36 +1,92 @@
-import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import { BroadcastChannel } from 'node:worker_threads';
-import type { RunOutcome, RunTask } from '../shared/protocol.js';
-import { DESTROY_MESSAGE, type WorkerConfig } from '../shared/pool-config.js';
+import { workerData } from 'piscina';
+import { SAME_ENV, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
+import type { WorkerConfig } from '../shared/pool-config.js';
 import type { Engine } from './engine.js';
 import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
-import { endAll, killAllNow, runChild } from './run-child.js';
+import { Lane } from './lane.js';
+import { endAll, killAllNow, runChild, runsWithChild, type WorkerTask } from './run-child.js';
 
 /**
- * The pool's worker: runs many children at once, each task one run. The
- * outcome's byte buffers are transferred to the main thread, not copied.
+ * The pool's worker: runs many children at once. Runs arrive in batches on
+ * the lane, not as piscina tasks: piscina starts, replaces and stops this
+ * thread, and its per-task path (a message, a clone and a promise per run,
+ * both ways) cost as much as spawning the child.
  */
 
 const config = workerData as WorkerConfig;
 // The main thread has chosen, and checked that the addon loads.
 const engine: Engine = config.engine === 'native' ? nativeEngine : nodeEngine;
 
-const poolChannel = new BroadcastChannel(config.channel);
-poolChannel.onmessage = (event) => {
-  if ((event as MessageEvent).data === DESTROY_MESSAGE) endAll();
-};
-// The channel must not keep an otherwise idle worker alive.
-poolChannel.unref();
-process.on('exit', killAllNow);
+/** The environment block the lane carried last, for runs that say SAME_ENV. */
+let lastEnv: readonly string[] | Uint8Array = [];
 
-function transferable(outcome: RunOutcome): unknown {
-  const buffers = [outcome.stdout, outcome.stderr, outcome.output, outcome.stderrTail]
-    .filter((b): b is Uint8Array => b !== undefined && b.byteLength > 0)
-    .map((b) => b.buffer);
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: outcome } as never);
+const lane = new Lane(onRequest);
+
+function onRequest(request: LaneRequest): void {
+  if (request.t === 'destroy') {
+    endAll();
+    return;
+  }
+  for (const task of request.runs) start(task);
 }
 
-export default async function runTask(task: RunTask): Promise<unknown> {
-  return transferable(await runChild(task, engine));
+function start(request: RunTask): void {
+  const env = request.env === SAME_ENV ? lastEnv : request.env;
+  if (request.spec.env === null) lastEnv = env;
+  const task: WorkerTask = { ...request, env };
+  runChild(task, engine).then(
+    (outcome) => lane.complete(task.id, outcome),
+    // runChild reports every failure of the run in its outcome; this would be a bug of ours.
+    (err: unknown) => lane.complete(task.id, internalFailure(err)),
+  );
+}
+
+function internalFailure(err: unknown): RunOutcome {
+  return {
+    pid: 0, rawStatus: undefined,
+    failure: { code: 'ESPAWN', message: `internal error in the worker: ${err instanceof Error ? err.message : String(err)}` },
+    stdout: undefined, stderr: undefined, output: undefined, stderrTail: undefined,
+    durationMs: 0, queueWaitMs: 0, spawnMs: 0,
+  };
+}
+
+/**
+ * An uncaught error would end the thread at once, and a child of a thread
+ * whose loop is gone is never reaped (child_process reaps on the loop that
+ * spawned it). So the thread dies in order: no new child, SIGKILL to every
+ * child, their reaping awaited (bounded), then the pool is told which runs
+ * had a child, and only then does the thread exit.
+ */
+let dying = false;
+const REAP_WAIT_MS = 2000;
+process.on('uncaughtException', (err) => {
+  if (dying) return;
+  dying = true;
+  const reason = err instanceof Error ? err.message : String(err);
+  const withChild = runsWithChild();
+  lane.silence();
+  endAll();
+  const deadline = Date.now() + REAP_WAIT_MS;
+  const wait = () => {
+    if (runsWithChild().length > 0 && Date.now() < deadline) {
+      setTimeout(wait, 2);
+      return;
+    }
+    lane.lost(reason, withChild);
+    process.exit(1);
+  };
+  wait();
+});
+// Any other end of the thread (process.exit, out of memory): kill what is left.
+process.on('exit', () => {
+  if (dying) return;
+  const withChild = runsWithChild();
+  killAllNow();
+  lane.lost('the thread exited', withChild);
+});
+
+/** Piscina wants a task handler; the pool never submits tasks. */
+export default function unused(): never {
+  throw new Error('spawnpool workers take their runs on their lane');
 }

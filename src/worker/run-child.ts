@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { resolveBinary } from '../shared/resolve.js';
 import { STDERR_TAIL_BYTES, type CommandSpec } from '../shared/spec.js';
 import type { RunOutcome, RunTask, WireFailure } from '../shared/protocol.js';
-import { SpawnFailure, type Engine, type SpawnedChild } from './engine.js';
+import { SpawnFailure, type Engine, type FastChild, type FastIo, type SpawnPlan, type SpawnedChild } from './engine.js';
 import { Capture, Tail } from './capture.js';
 import { closeHostFd } from './close-fd.js';
 import { ControlChannel } from './control.js';
@@ -13,19 +13,27 @@ import { OutputForwarder, StdinSink } from './port-streams.js';
 import { FRAME, type Frame } from '../shared/stream-frames.js';
 import type { Writable } from 'node:stream';
 
+/** A run as the worker carries it out: its environment resolved (never SAME_ENV). */
+export type WorkerTask = Omit<RunTask, 'env'> & { readonly env: readonly string[] | Uint8Array };
+
 const now = () => performance.timeOrigin + performance.now();
 
 /** Children never outlive the host: SIGKILL when the spawning worker thread (and so the host) is gone. */
 const CHILD_DEATH_SIGNAL = 9;
 
-/** Every run of this worker that has a child, so a pool destroy can end them all. */
-const live = new Set<Ending>();
+/** Every run of this worker that has a child, with its lane id, so a pool destroy can end them all. */
+const live = new Map<Ending, number>();
 let destroyed = false;
 
 /** The pool is being destroyed: SIGKILL every child; runs settle once reaped. */
 export function endAll(): void {
   destroyed = true;
-  for (const ending of live) ending.request('EPOOLCLOSED', 'killed: the pool was destroyed', 9);
+  for (const ending of live.keys()) ending.request('EPOOLCLOSED', 'killed: the pool was destroyed', 9);
+}
+
+/** The lane ids of the runs that have a child now. */
+export function runsWithChild(): number[] {
+  return [...live.values()];
 }
 
 /**
@@ -48,7 +56,7 @@ function feed(stream: Writable, data: Uint8Array): Promise<void> {
  * torn down, and the pool rejects their runs EWORKER.
  */
 export function killAllNow(): void {
-  for (const ending of live) ending.killNow();
+  for (const ending of live.keys()) ending.killNow();
 }
 
 function closeParentFds(spec: CommandSpec): void {
@@ -76,8 +84,25 @@ function notStarted(timing: Timing, failure: WireFailure): RunOutcome {
   };
 }
 
+/** Nothing about it needs a JS stream or the exec helper: the addon can carry it out alone. */
+function fitsFastPath(spec: CommandSpec, engine: Engine): boolean {
+  return engine.spawnFast !== undefined && spec.stdin.kind !== 'pipe' && spec.stdout.kind !== 'pipe' &&
+    spec.stderr.kind !== 'pipe' && !spec.attrs.daemonize && !spec.attrs.handshake;
+}
+
+function fastIo(spec: CommandSpec): FastIo {
+  return {
+    input: spec.stdin.kind === 'buffer' ? spec.stdin.data : undefined,
+    sendData: spec.sendBuffers.map((b) => b.data),
+    captureOut: spec.stdout.kind === 'capture' || spec.stdout.kind === 'combined',
+    captureErr: spec.stderr.kind === 'capture',
+    tailErr: spec.stderr.kind === 'null',
+    maxBuffer: spec.maxBuffer,
+  };
+}
+
 /** Spawn, or say why not, with the code run() will reject with. */
-async function start(task: RunTask, engine: Engine, control: ControlChannel): Promise<SpawnedChild | WireFailure> {
+async function start<T>(task: WorkerTask, control: ControlChannel, launch: (plan: SpawnPlan) => Promise<T>): Promise<T | WireFailure> {
   const { spec } = task;
   const file = resolveBinary(spec.binary, task.searchPath, task.parentCwd);
   if (typeof file !== 'string') return file;
@@ -87,7 +112,7 @@ async function start(task: RunTask, engine: Engine, control: ControlChannel): Pr
   if (control.pendingAbort) return { code: 'EABORTED', message: 'aborted before it was spawned' };
   if (destroyed) return { code: 'EPOOLCLOSED', message: 'the pool was destroyed' };
   try {
-    return await engine.spawn({
+    return await launch({
       file,
       argv: [spec.binary, ...spec.args],
       env: task.env,
@@ -133,12 +158,18 @@ function bridgePipes(spec: CommandSpec, child: SpawnedChild, control: ControlCha
  * One run in a worker: resolve, spawn, feed, capture, end, reap. Every path
  * out of here has reaped the child and released the control port.
  */
-export async function runChild(task: RunTask, engine: Engine): Promise<RunOutcome> {
+export async function runChild(task: WorkerTask, engine: Engine): Promise<RunOutcome> {
   const startedAt = now();
   const timing: Timing = { startedAt, queueWaitMs: Math.max(0, startedAt - task.postedAt) };
   const control = new ControlChannel(task.port);
   try {
-    const started = await start(task, engine, control).finally(() => closeParentFds(task.spec));
+    if (fitsFastPath(task.spec, engine)) {
+      const io = fastIo(task.spec);
+      const started = await start(task, control, (plan) => engine.spawnFast!(plan, io)).finally(() => closeParentFds(task.spec));
+      if (!('pid' in started)) return notStarted(timing, started);
+      return await superviseFast(task, started, control, timing);
+    }
+    const started = await start(task, control, (plan) => engine.spawn(plan)).finally(() => closeParentFds(task.spec));
     if (!('pid' in started)) return notStarted(timing, started);
     return await supervise(task, started, control, timing);
   } finally {
@@ -146,12 +177,53 @@ export async function runChild(task: RunTask, engine: Engine): Promise<RunOutcom
   }
 }
 
-async function supervise(task: RunTask, child: SpawnedChild, control: ControlChannel, timing: Timing): Promise<RunOutcome> {
+/** What every run does once it has a child: the one way to end it, timeout and abort wired to it. */
+function endingFor(task: WorkerTask, child: Pick<SpawnedChild, 'kill'>, onTimeout?: () => void) {
+  const ending = new Ending(child, task.killSignal, task.killGraceMs);
+  live.set(ending, task.id);
+  if (destroyed) endAll();
+  const timer = task.timeoutMs === undefined ? undefined : setTimeout(() => {
+    ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`);
+    onTimeout?.();
+  }, task.timeoutMs);
+  const abort = (signal?: number) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal);
+  return { ending, timer, abort };
+}
+
+/** The fast path: the addon feeds, captures and reaps; this side keeps the timers and the reasons. */
+async function superviseFast(task: WorkerTask, child: FastChild, control: ControlChannel, timing: Timing): Promise<RunOutcome> {
   const { spec } = task;
   const spawnMs = now() - timing.startedAt;
-  const ending = new Ending(child, task.killSignal, task.killGraceMs);
-  live.add(ending);
-  if (destroyed) endAll();
+  const { ending, timer, abort } = endingFor(task, child);
+  control.started(child.pid, abort);
+  if (control.pendingAbort) abort(control.pendingAbort.signal);
+  const record = await child.done;
+  clearTimeout(timer);
+  ending.settle();
+  live.delete(ending);
+  const overflow = record.overflowed ? { code: 'EMAXBUFFER', message: `output went past maxBuffer (${spec.maxBuffer} bytes)` } : undefined;
+  const combined = spec.stdout.kind === 'combined';
+  return {
+    pid: child.pid,
+    rawStatus: record.rawStatus,
+    failure: ending.reason ?? overflow,
+    stdout: combined ? undefined : record.stdout,
+    output: combined ? record.stdout : undefined,
+    stderr: record.stderr,
+    stderrTail: record.stderrTail,
+    durationMs: now() - timing.startedAt,
+    queueWaitMs: timing.queueWaitMs,
+    spawnMs,
+  };
+}
+
+async function supervise(task: WorkerTask, child: SpawnedChild, control: ControlChannel, timing: Timing): Promise<RunOutcome> {
+  const { spec } = task;
+  const spawnMs = now() - timing.startedAt;
+  const { ending, timer, abort } = endingFor(task, child, () => {
+    // Also what a daemon has not read by then: its run ends now.
+    for (const pipe of child.sendPipes) pipe.destroy();
+  });
   const overflow = () => ending.request('EMAXBUFFER', `output went past maxBuffer (${spec.maxBuffer} bytes)`, 9);
 
   if (spec.stdin.kind === 'buffer' && child.stdin) void feed(child.stdin, spec.stdin.data);
@@ -162,12 +234,6 @@ async function supervise(task: RunTask, child: SpawnedChild, control: ControlCha
   const tail = child.stderr && spec.stderr.kind === 'null' ? new Tail(child.stderr, STDERR_TAIL_BYTES) : undefined;
   const pipes = bridgePipes(spec, child, control);
 
-  const timer = task.timeoutMs === undefined ? undefined : setTimeout(() => {
-    ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`);
-    // Also what a daemon has not read by then: its run ends now.
-    for (const pipe of child.sendPipes) pipe.destroy();
-  }, task.timeoutMs);
-  const abort = (signal?: number) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal);
   control.started(child.pid, abort, child.helper);
   if (control.pendingAbort) abort(control.pendingAbort.signal);
 

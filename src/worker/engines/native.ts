@@ -1,9 +1,12 @@
 import { Socket } from 'node:net';
 import { getSystemErrorMap } from 'node:util';
-import { execHelper, loadNativeAddon, type NativeAddon, type SpawnFlags } from '../../shared/native-addon.js';
+import {
+  RUNNER_RECORD_FIELDS, execHelper, loadNativeAddon, type NativeAddon, type NativeRunner, type RunnerRecords, type SpawnFlags,
+} from '../../shared/native-addon.js';
 import type { WireFailure } from '../../shared/protocol.js';
 import {
-  SpawnFailure, killGroup, type Engine, type HelperChannel, type SpawnPlan, type SpawnedChild, type StdioPlan,
+  SpawnFailure, killGroup, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan,
+  type SpawnedChild, type StdioPlan,
 } from '../engine.js';
 
 /**
@@ -182,6 +185,11 @@ class ExtraPipes {
     for (const ends of this.#ends.values()) this.#close(ends, 0);
   }
 
+  /** Our end's fd, still owned here. */
+  peek(at: number): number {
+    return this.#ends.get(at)![1];
+  }
+
   /** Our end's fd; the caller owns it from now on. */
   ours(at: number): number {
     const ends = this.#ends.get(at)!;
@@ -210,19 +218,50 @@ class ExtraPipes {
   }
 }
 
+function loadedAddon(): NativeAddon {
+  const loaded = loadNativeAddon();
+  if (!('addon' in loaded)) throw new SpawnFailure('ENOTSUP', loaded.reason);
+  return loaded.addon;
+}
+
+/** The addon's own failures carry the errno name and the failing step. */
+function asFailure(err: unknown): unknown {
+  const { code, syscall, message } = err as NodeJS.ErrnoException;
+  return code !== undefined && syscall !== undefined ? new SpawnFailure(code, message) : err;
+}
+
+function sessionFlags(session: SpawnPlan['session']): SpawnFlags {
+  return session === 'session' ? { setsid: true } : session === 'group' ? { setpgid: true } : {};
+}
+
+/** This thread's runner (runner.c), opened on first use; its records reach the run that waits for them. */
+let runner: NativeRunner | undefined;
+const runnerWaiting = new Map<number, (record: FastRecord) => void>();
+let runnerNextId = 1;
+
+function openRunner(addon: NativeAddon): NativeRunner {
+  runner ??= addon.runnerOpen((records: RunnerRecords) => {
+    for (let i = 0; i < records.length; i += RUNNER_RECORD_FIELDS) {
+      const id = records[i] as number;
+      const settle = runnerWaiting.get(id);
+      runnerWaiting.delete(id);
+      settle?.({
+        rawStatus: records[i + 1] as number,
+        overflowed: records[i + 2] as boolean,
+        stdout: records[i + 3] as Uint8Array | undefined,
+        stderr: records[i + 4] as Uint8Array | undefined,
+        stderrTail: records[i + 5] as Uint8Array | undefined,
+      });
+    }
+  });
+  return runner;
+}
+
 export const nativeEngine: Engine = {
   name: 'native',
 
   async spawn(plan: SpawnPlan): Promise<SpawnedChild> {
-    const loadedNow = loadNativeAddon();
-    if (!('addon' in loadedNow)) throw new SpawnFailure('ENOTSUP', loadedNow.reason);
-    const { addon } = loadedNow;
-
-    const asFailure = (err: unknown): unknown => {
-      const { code, syscall, message } = err as NodeJS.ErrnoException;
-      // The addon's own failures carry the errno name and the failing step.
-      return code !== undefined && syscall !== undefined ? new SpawnFailure(code, message) : err;
-    };
+    const addon = loadedAddon();
 
     const viaHelper = plan.attrs.daemonize || plan.attrs.handshake;
     let flags: SpawnFlags;
@@ -272,7 +311,7 @@ export const nativeEngine: Engine = {
           ...flags,
           ...(extra.moves.length > 0 ? { moveFds: extra.moves } : {}),
           ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
-          ...(session === 'session' ? { setsid: true } : session === 'group' ? { setpgid: true } : {}),
+          ...sessionFlags(session),
         },
       );
     } catch (err) {
@@ -319,5 +358,48 @@ export const nativeEngine: Engine = {
     }
     const [stdin = null, stdout = null, stderr = null] = streams;
     return { pid: child.pid, stdin, stdout, stderr, sendPipes, kill, exited, helper: channel };
+  },
+
+  /**
+   * The fast path (runner.c): no stream, no helper. The addon feeds the
+   * input and send buffers, reads the captures and the stderr tail, reaps,
+   * and reports; JS keeps the timers and the reasons.
+   */
+  async spawnFast(plan: SpawnPlan, io: FastIo): Promise<FastChild> {
+    const addon = loadedAddon();
+    let flags: SpawnFlags;
+    try {
+      flags = attributeFlags(addon, plan);
+    } catch (err) {
+      throw asFailure(err);
+    }
+    const r = openRunner(addon);
+    const extra = new ExtraPipes(addon);
+    const id = runnerNextId++;
+    let pid: number;
+    try {
+      for (const fd of plan.sendFds) extra.open('write', fd);
+      const ours = plan.sendFds.map((fd) => extra.peek(fd));
+      const group = plan.session === 'inherit' ? 0 : 1;
+      pid = addon.runnerSpawn(
+        r, plan.file, plan.argv, plan.env, plan.cwd ?? null,
+        [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
+        plan.keepFds, {
+          ...flags,
+          ...(extra.moves.length > 0 ? { moveFds: extra.moves } : {}),
+          ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
+          ...sessionFlags(plan.session),
+        },
+        [id, io.input ?? null, ours, io.sendData, +io.captureOut, +io.captureErr, +io.tailErr, io.maxBuffer, group],
+      );
+      // The runner owns our ends now.
+      for (const fd of plan.sendFds) extra.ours(fd);
+    } catch (err) {
+      extra.closeAll();
+      throw asFailure(err);
+    }
+    extra.closeChildEnds();
+    const done = new Promise<FastRecord>((resolve) => runnerWaiting.set(id, resolve));
+    return { pid, kill: (signal) => addon.runnerKill(r, id, signal), done };
   },
 };

@@ -70,6 +70,8 @@
 #include <pwd.h>
 
 #include "attrs.h"
+#include "spawn.h"
+#include "runner.h"
 
 /* Older headers: the numbers are the same on every architecture since 5.1. */
 #ifndef SYS_pidfd_send_signal
@@ -260,7 +262,7 @@ static const char *errno_name(int err) {
 
 /* Throws Error("<syscall>: <text>") with .code, .errno (negative, as Node's
    own system errors have it) and .syscall. Returns -1 for `return throw...`. */
-static int throw_errno(napi_env env, int err, const char *syscall) {
+int throw_errno(napi_env env, int err, const char *syscall) {
   const char *text = strerrordesc_np(err);
   char message[160];
   snprintf(message, sizeof message, "%s: %s (%s)", syscall, errno_name(err), text != NULL ? text : "Unknown error");
@@ -482,12 +484,19 @@ static int parse_attrs(napi_env env, napi_value flags, struct proc_attrs *a) {
 struct thread_state {
   void *stack;
   size_t stack_len;
+  /* environBlock()'s last answer, and the environ it was copied from. */
+  napi_ref env_block;
+  char **env_array;
+  char **env_entries;
+  size_t env_count;
 };
 
 static void free_thread_state(napi_env env, void *data, void *hint) {
-  (void)env, (void)hint;
+  (void)hint;
   struct thread_state *st = data;
   if (st->stack != NULL) munmap(st->stack, st->stack_len);
+  if (st->env_block != NULL) napi_delete_reference(env, st->env_block);
+  free(st->env_entries);
   free(st);
 }
 
@@ -555,7 +564,7 @@ static int parse_moves(napi_env env, napi_value flags, struct child_plan *p) {
   return 0;
 }
 
-static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) {
+int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) {
   struct child_plan *p = &j->plan;
   napi_valuetype t;
   int *stdio = NULL, setsid = 0, setpgid = 0;
@@ -642,7 +651,7 @@ static void reap_pid(pid_t pid) {
 
 /* A running child that can no longer be handed over: end it now rather than
    leave a process nobody will reap. */
-static void abandon_child(int pidfd) {
+void abandon_child(int pidfd) {
   siginfo_t info;
   syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
   while (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR) {}
@@ -682,6 +691,33 @@ static int start_child(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd
   return 0;
 }
 
+static void spawn_job_init(struct spawn_job *j) {
+  memset(j, 0, sizeof *j);
+  j->devnull = -1;
+  for (int i = 0; i < 3; i++) j->parent_end[i] = j->child_end[i] = -1;
+}
+
+struct spawn_job *spawn_job_new(void) {
+  struct spawn_job *j = malloc(sizeof *j);
+  if (j != NULL) spawn_job_init(j);
+  return j;
+}
+
+void spawn_job_free(struct spawn_job *j) {
+  job_release(j);
+  free(j);
+}
+
+int launch_job(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd) {
+  return check_fds(env, j) == 0 && open_stdio(env, j) == 0 && start_child(env, j, pid, pidfd) == 0 ? 0 : -1;
+}
+
+int job_take_parent_end(struct spawn_job *j, int slot) {
+  int fd = j->parent_end[slot];
+  j->parent_end[slot] = -1;
+  return fd;
+}
+
 static napi_status set_int(napi_env env, napi_value obj, const char *name, int value) {
   napi_value v;
   napi_status s = napi_create_int32(env, value, &v);
@@ -696,15 +732,12 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok) return NULL;
 
   struct spawn_job job;
-  memset(&job, 0, sizeof job);
-  job.devnull = -1;
-  for (int i = 0; i < 3; i++) job.parent_end[i] = job.child_end[i] = -1;
+  spawn_job_init(&job);
 
   pid_t pid = 0;
   int pidfd = -1;
   napi_value result = NULL;
-  if (parse_job(env, argc, args, &job) == 0 && check_fds(env, &job) == 0 &&
-      open_stdio(env, &job) == 0 && start_child(env, &job, &pid, &pidfd) == 0) {
+  if (parse_job(env, argc, args, &job) == 0 && launch_job(env, &job, &pid, &pidfd) == 0) {
     napi_value obj;
     if (napi_create_object(env, &obj) == napi_ok && set_int(env, obj, "pid", pid) == napi_ok &&
         set_int(env, obj, "pidfd", pidfd) == napi_ok && set_int(env, obj, "stdin", job.parent_end[0]) == napi_ok &&
@@ -734,8 +767,7 @@ struct pidfd_watch {
   bool tearing_down;           /* the thread is ending: call no JS */
 };
 
-/* The raw status exactly as wait(2) encodes it. */
-static int wait_status(const siginfo_t *info) {
+int wait_status(const siginfo_t *info) {
   switch (info->si_code) {
   case CLD_EXITED: return (info->si_status & 0xff) << 8;
   case CLD_KILLED: return info->si_status & 0x7f;
@@ -955,13 +987,51 @@ static napi_value GroupList(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* environ unchanged since the snapshot? glibc's setenv never frees or
+   rewrites an entry it replaces (it allocates the new one, and reuses only
+   an identical string), so the same pointers mean the same strings. */
+static bool environ_unchanged(const struct thread_state *st) {
+  if (st->env_block == NULL || environ != st->env_array) return false;
+  size_t n = 0;
+  for (char **e = environ; *e != NULL; e++, n++) {
+    if (n >= st->env_count || *e != st->env_entries[n]) return false;
+  }
+  return n == st->env_count;
+}
+
+static void environ_snapshot(napi_env env, struct thread_state *st, napi_value block) {
+  size_t n = 0;
+  for (char **e = environ; *e != NULL; e++) n++;
+  char **entries = malloc((n + 1) * sizeof *entries);
+  napi_ref ref;
+  if (entries == NULL || napi_create_reference(env, block, 1, &ref) != napi_ok) {
+    free(entries);
+    return;   /* no cache: the next call copies again */
+  }
+  memcpy(entries, environ, n * sizeof *entries);
+  if (st->env_block != NULL) napi_delete_reference(env, st->env_block);
+  free(st->env_entries);
+  st->env_block = ref;
+  st->env_array = environ;
+  st->env_entries = entries;
+  st->env_count = n;
+}
+
 /* environBlock() -> Buffer: this process's environment, each "K=V" ended by
    a NUL, for spawn()'s envp. On the main thread this is what process.env
    reads and writes, for a small part of what enumerating process.env costs
-   (a getter call, a lock and a string per variable). Bounded by the first
-   pass's size, should another thread's setenv() grow it in between. */
+   (a getter call, a lock and a string per variable). While environ does not
+   change, every call returns the same Buffer (callers must not write to
+   it), so that a pool can tell its workers "the same as before" instead of
+   copying it per run. Bounded by the first pass's size, should another
+   thread's setenv() grow it in between. */
 static napi_value EnvironBlock(napi_env env, napi_callback_info info) {
   (void)info;
+  struct thread_state *st = NULL;
+  napi_value cached;
+  if (napi_get_instance_data(env, (void **)&st) == napi_ok && st != NULL && environ_unchanged(st) &&
+      napi_get_reference_value(env, st->env_block, &cached) == napi_ok && cached != NULL)
+    return cached;
   size_t bytes = 0;
   for (char **e = environ; *e != NULL; e++) bytes += strlen(*e) + 1;
   void *data;
@@ -976,6 +1046,7 @@ static napi_value EnvironBlock(napi_env env, napi_callback_info info) {
   }
   /* Shrunk meanwhile: the rest stays NUL, read as empty entries that are dropped below. */
   if (at < bytes) memset((char *)data + at, 0, bytes - at);
+  if (st != NULL) environ_snapshot(env, st, buffer);
   return buffer;
 }
 
@@ -1034,6 +1105,7 @@ NAPI_MODULE_INIT() {
     { "adviseHugePages", NULL, AdviseHugePages, NULL, NULL, NULL, napi_enumerable, NULL },
     { "environBlock", NULL, EnvironBlock, NULL, NULL, NULL, napi_enumerable, NULL },
   };
-  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok || runner_define(env, exports) != 0)
+    return NULL;
   return exports;
 }

@@ -1,0 +1,111 @@
+import type { MessagePort } from 'node:worker_threads';
+import { SAME_ENV, type LaneReport, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
+
+/** A run before it has a lane: everything but its number there. */
+export type TaskDraft = Omit<RunTask, 'id'>;
+
+export interface LaneWaiter {
+  resolve(outcome: RunOutcome): void;
+  /** The lane's thread died with this run on it; `hadChild`: a child of it was running (and was killed). */
+  lost(reason: string, hadChild: boolean): void;
+}
+
+/**
+ * The pool's end of one worker's lane. Runs submitted in one turn of the
+ * main loop leave as one message (setImmediate: after every promise
+ * reaction of the turn, before the loop sleeps); the worker answers with
+ * the outcomes of one turn of its own loop per message.
+ */
+export class WorkerLane {
+  readonly #port: MessagePort;
+  readonly #waiting = new Map<number, LaneWaiter>();
+  #outbox: RunTask[] = [];
+  #transfer: MessagePort[] = [];
+  #flushQueued = false;
+  #nextId = 1;
+  /** The inherited-environment block this lane carried last: the worker keeps it. */
+  #envSent: unknown;
+  #dead = false;
+
+  constructor(port: MessagePort, private readonly onIdle: (lane: WorkerLane) => void, private readonly onLost: (lane: WorkerLane) => void) {
+    this.#port = port;
+    port.on('message', (report: LaneReport) => this.#onReport(report));
+    port.on('close', () => this.#lose('the worker thread exited', []));
+    // Referenced only while runs are out: an idle pool lets the process exit.
+    port.unref();
+  }
+
+  /** Runs on this lane, sent or about to be. */
+  get load(): number {
+    return this.#waiting.size;
+  }
+
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  send(draft: TaskDraft, waiter: LaneWaiter): void {
+    const id = this.#nextId++;
+    // An inherited environment is a block that stays the same object until
+    // environ changes: the worker keeps the last one it was sent.
+    let env = draft.env;
+    if (draft.spec.env === null) {
+      if (env === this.#envSent) env = SAME_ENV;
+      else this.#envSent = env;
+    }
+    this.#outbox.push({ ...draft, id, env });
+    if (draft.port) this.#transfer.push(draft.port);
+    if (this.#waiting.size === 0) this.#port.ref();
+    this.#waiting.set(id, waiter);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  /** pool.destroy(): the worker kills every child it has. */
+  destroy(): void {
+    if (this.#flushQueued) this.#flush();
+    this.#post({ t: 'destroy' }, []);
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    const runs = this.#outbox;
+    const transfer = this.#transfer;
+    this.#outbox = [];
+    this.#transfer = [];
+    if (runs.length > 0) this.#post({ t: 'runs', runs }, transfer);
+  }
+
+  #post(request: LaneRequest, transfer: MessagePort[]): void {
+    if (this.#dead) return;
+    this.#port.postMessage(request, transfer);
+  }
+
+  #onReport(report: LaneReport): void {
+    if (report.t === 'lost') {
+      this.#lose(report.reason, report.withChild);
+      return;
+    }
+    for (let i = 0; i < report.ids.length; i++) {
+      const id = report.ids[i]!;
+      const waiter = this.#waiting.get(id);
+      this.#waiting.delete(id);
+      waiter?.resolve(report.outcomes[i]!);
+    }
+    if (this.#waiting.size === 0) this.#port.unref();
+    this.onIdle(this);
+  }
+
+  #lose(reason: string, withChild: readonly number[]): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    this.#port.close();
+    const hadChild = new Set(withChild);
+    const waiting = [...this.#waiting];
+    this.#waiting.clear();
+    for (const [id, waiter] of waiting) waiter.lost(reason, hadChild.has(id));
+    this.onLost(this);
+  }
+}
