@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs as utilParseArgs } from 'node:util';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -114,13 +114,13 @@ export function compileC(name, extra = []) {
 }
 
 /**
- * The library under test. `--dist DIR` picks another build; `--snapshot`
- * first copies dist/ to bench/build/dist (so that a rebuild by someone else
- * during a long run cannot pull the files away; node_modules still resolves).
+ * The library build under test, as a directory: `--dist DIR` picks another
+ * build; `--snapshot` first copies it to bench/build/dist (so that a rebuild
+ * by someone else during a long run cannot pull the files away;
+ * node_modules still resolves from there).
  */
-export async function loadSpawnpool(opts) {
-  let dist = opts.dist ? join(process.cwd(), opts.dist) : join(rootDir, 'dist');
-  if (opts.dist && opts.dist.startsWith('/')) dist = opts.dist;
+export function distDir(opts) {
+  let dist = opts.dist ? resolve(process.cwd(), opts.dist) : join(rootDir, 'dist');
   if (!existsSync(join(dist, 'index.js'))) {
     throw new Error(`${dist}/index.js not found: run \`node build.mjs\` first`);
   }
@@ -130,6 +130,12 @@ export async function loadSpawnpool(opts) {
     cpSync(dist, copy, { recursive: true });
     dist = copy;
   }
+  return dist;
+}
+
+/** The library under test (distDir()), imported. */
+export async function loadSpawnpool(opts) {
+  const dist = distDir(opts);
   const mod = await import(pathToFileURL(join(dist, 'index.js')).href);
   return { ...mod, distDir: dist };
 }
