@@ -317,7 +317,7 @@ md.push(table(
 
 /** Where a command's host CPU went, per thread, µs. */
 const breakdown = (r) => `main ${fmt(r.mainUs, 1)} µs, spawnpool threads ${fmt(r.libraryUs, 1)} µs (${r.libraryThreads}), ` +
-  `Node's threads ${fmt(r.nodeUs, 1)} µs, not in any live thread ${fmt(r.unaccountedUs, 1)} µs` +
+  `Node's threads ${fmt(r.nodeUs, 1)} µs, process.cpuUsage() minus these ${fmt(r.unaccountedUs, 1)} µs` +
   `${r.exitedThreads ? ` (${r.exitedThreads} threads exited)` : ''}; children ${fmt(r.childCpuMsPerSpawn * 1000, 0)} µs`;
 const verdict = (ok) => (ok ? 'MET' : 'MISSED');
 const targets = [];
