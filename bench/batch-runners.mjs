@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  busyNeighbours, compileC, describeMachine, distDir, fmt, loadAverage, machine, median, parseArgs, runSync, selectContenders,
+  busyNeighbours, compileC, counts, describeMachine, distDir, fmt, loadAverage, machine, median, parseArgs, runSync, selectContenders,
   sharedOptions, table, waitQuiet,
 } from './lib.mjs';
 
@@ -38,7 +38,7 @@ const opts = parseArgs(process.argv.slice(2), {
 }, usage);
 const quick = opts.quick ?? false;
 const n = opts.jobs ?? (quick ? 500 : 5000);
-const js = (opts.parallel ?? ['2', '8']).map(Number);
+const js = counts(opts.parallel ?? ['2', '8'], 'parallel');
 const rounds = Math.max(1, opts.rounds ?? (quick ? 1 : 3));
 const log = (...a) => console.error(...a);
 

@@ -102,6 +102,16 @@ export function runSync(file, args = [], { inherit = false } = {}) {
   return r.stdout ?? '';
 }
 
+/** A --option's list of positive integers (values as parseArgs gave them); exits 2 otherwise. */
+export function counts(values, name) {
+  const n = values.map(Number);
+  if (n.length === 0 || n.some((x) => !Number.isInteger(x) || x < 1)) {
+    process.stderr.write(`--${name}: not a list of counts: ${values.join(',')}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
 /** Compiles bench/<name>.c into bench/build/<name> when the binary is missing or older. */
 export function compileC(name, extra = []) {
   const src = join(benchDir, `${name}.c`);

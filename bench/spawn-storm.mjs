@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
-  allocateBallast, busyNeighbours, childrenCpuSeconds, compileC, fmt, idleDelay, loadAverage, loadSpawnpool, machine,
+  allocateBallast, busyNeighbours, childrenCpuSeconds, compileC, counts, fmt, idleDelay, loadAverage, loadSpawnpool, machine,
   measured, parseArgs, SHARED_OPTIONS, rssMiB, table, waitQuiet, describeMachine, selectContenders } from './lib.mjs';
 
 const CONTENDERS = ['c-loop', 'native', 'node', 'child_process', 'execa'];
@@ -55,11 +55,7 @@ const opts = parseArgs(process.argv.slice(2), {
 }, usage);
 
 const quick = opts.quick ?? false;
-const sizes = (opts.runs ?? [quick ? '300' : '3000']).map(Number);
-if (sizes.some((n) => !Number.isInteger(n) || n < 1)) {
-  console.error(`-n: not a list of counts: ${opts.runs}`);
-  process.exit(2);
-}
+const sizes = counts(opts.runs ?? [quick ? '300' : '3000'], 'runs');
 const concurrency = opts.concurrency ?? 64;
 const threads = opts.threads ?? availableParallelism();   // the default pool's size
 const idleMs = opts.idleMs ?? (quick ? 500 : 2000);
