@@ -1,9 +1,10 @@
 // Shared by the benchmarks: options, the C programs they compile, the
 // machine description, ballast, event-loop measurements and tables.
-import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs as utilParseArgs } from 'node:util';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -78,7 +79,6 @@ export function parseArgs(argv, spec, usage) {
   return out;
 }
 
-/** Compiles bench/<name>.c into bench/build/<name> when the binary is missing or older. */
 /** The contenders --only / --skip leave, in their fixed order; an unknown name exits 2. */
 export function selectContenders(all, opts) {
   for (const name of [...(opts.only ?? []), ...(opts.skip ?? [])]) {
@@ -90,26 +90,47 @@ export function selectContenders(all, opts) {
   return all.filter((c) => (opts.only ? opts.only.includes(c) : true) && !(opts.skip ?? []).includes(c));
 }
 
+/**
+ * Runs `file` with `args` (no shell) and returns its stdout (with `inherit`
+ * both its streams go to our stderr); throws when it cannot start or exits
+ * non-zero.
+ */
+export function runSync(file, args = [], { inherit = false } = {}) {
+  const r = spawnSync(file, args, { encoding: 'utf8', stdio: inherit ? ['ignore', 2, 2] : ['ignore', 'pipe', 'ignore'] });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${file} exited ${r.status ?? r.signal}`);
+  return r.stdout ?? '';
+}
+
+/** A --option's list of positive integers (values as parseArgs gave them); exits 2 otherwise. */
+export function counts(values, name) {
+  const n = values.map(Number);
+  if (n.length === 0 || n.some((x) => !Number.isInteger(x) || x < 1)) {
+    process.stderr.write(`--${name}: not a list of counts: ${values.join(',')}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** Compiles bench/<name>.c into bench/build/<name> when the binary is missing or older. */
 export function compileC(name, extra = []) {
   const src = join(benchDir, `${name}.c`);
   const out = join(buildDir, name);
   mkdirSync(buildDir, { recursive: true });
   if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-    execFileSync(process.env.CC || 'cc', ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-pthread', '-o', out, src, ...extra], {
-      stdio: 'inherit',
-    });
+    runSync(process.env.CC || 'cc', ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-pthread', '-o', out, src, ...extra], { inherit: true });
   }
   return out;
 }
 
 /**
- * The library under test. `--dist DIR` picks another build; `--snapshot`
- * first copies dist/ to bench/build/dist (so that a rebuild by someone else
- * during a long run cannot pull the files away; node_modules still resolves).
+ * The library build under test, as a directory: `--dist DIR` picks another
+ * build; `--snapshot` first copies it to bench/build/dist (so that a rebuild
+ * by someone else during a long run cannot pull the files away;
+ * node_modules still resolves from there).
  */
-export async function loadSpawnpool(opts) {
-  let dist = opts.dist ? join(process.cwd(), opts.dist) : join(rootDir, 'dist');
-  if (opts.dist && opts.dist.startsWith('/')) dist = opts.dist;
+export function distDir(opts) {
+  let dist = opts.dist ? resolve(process.cwd(), opts.dist) : join(rootDir, 'dist');
   if (!existsSync(join(dist, 'index.js'))) {
     throw new Error(`${dist}/index.js not found: run \`node build.mjs\` first`);
   }
@@ -119,6 +140,12 @@ export async function loadSpawnpool(opts) {
     cpSync(dist, copy, { recursive: true });
     dist = copy;
   }
+  return dist;
+}
+
+/** The library under test (distDir()), imported. */
+export async function loadSpawnpool(opts) {
+  const dist = distDir(opts);
   const mod = await import(pathToFileURL(join(dist, 'index.js')).href);
   return { ...mod, distDir: dist };
 }
@@ -131,7 +158,7 @@ function firstMatch(text, re) {
 /** System call and page-fault costs of this machine (bench/calibrate.c), or {} if it cannot run. */
 export function calibrate() {
   try {
-    return JSON.parse(execFileSync(compileC('calibrate'), { encoding: 'utf8' }));
+    return JSON.parse(runSync(compileC('calibrate')));
   } catch {
     return {};
   }
@@ -145,7 +172,7 @@ export function machine() {
   } catch { /* not Linux */ }
   let kernel = 'unknown';
   try {
-    kernel = execFileSync('uname', ['-srm'], { encoding: 'utf8' }).trim();
+    kernel = runSync('uname', ['-srm']).trim();
   } catch { /* no uname */ }
   let thp = 'unknown';
   try {
@@ -153,7 +180,7 @@ export function machine() {
   } catch { /* no THP */ }
   let hypervisor;
   try {
-    hypervisor = firstMatch(execFileSync('dmesg', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), /Hypervisor detected: (.*)$/m);
+    hypervisor = firstMatch(runSync('dmesg'), /Hypervisor detected: (.*)$/m);
   } catch { /* dmesg not readable */ }
   return {
     cpu,
@@ -183,7 +210,7 @@ export function loadAverage() {
 /** Other benchmark-disturbing processes (the test suite, other benchmarks), by command line. */
 export function busyNeighbours() {
   try {
-    return execFileSync('pgrep', ['-af', 'uvu|npm test|bench/|/usr/bin/parallel'], { encoding: 'utf8' })
+    return runSync('pgrep', ['-af', 'uvu|npm test|bench/|/usr/bin/parallel'])
       .split('\n')
       .filter((l) => l && !l.includes('pgrep') && !l.startsWith(`${process.pid} `) && !l.startsWith(`${process.ppid} `))
       .map((l) => l.trim());
@@ -292,26 +319,82 @@ export async function idleDelay(ms) {
   return d.stop();
 }
 
+// ---- CPU per thread ----------------------------------------------------------
+//
+// /proc/self/task/<tid>/schedstat: the first field is the thread's time on a
+// CPU in ns (user and system, not time spent runnable but preempted, which
+// ELU counts as busy). Every thread of this process is named `node` (comm),
+// so they are told apart by when they appeared: the threads that exist once
+// libuv's threadpool has started (it starts all its threads at once) are
+// Node's own (main, V8 platform workers, libuv threadpool, signal watchdog);
+// every thread that appears after that was started by the library under test.
+
+function taskIds() {
+  try {
+    return readdirSync('/proc/self/task').map(Number);
+  } catch {
+    return [];   // not Linux
+  }
+}
+
+await readFile('/proc/self/stat');   // libuv's threadpool up
+const NODE_THREADS = new Set(taskIds());
+
+/** ns on CPU of every thread of this process, as Map(tid → ns). */
+export function threadTimes() {
+  const times = new Map();
+  for (const tid of taskIds()) {
+    try {
+      times.set(tid, Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch { /* exited meanwhile */ }
+  }
+  return times;
+}
+
 /**
- * Measures `fn` (async) on the main thread: wall time, loop delay, event
- * loop utilisation and the CPU time of the whole process (all threads).
+ * CPU (s) per kind of thread between two threadTimes(): `main` (tid = pid),
+ * `library` (threads started after this module loaded: the pool's workers),
+ * `node` (Node's own background threads); the thread counts, and `exited`:
+ * threads seen before and gone after, whose time in the window is lost.
  */
-export async function measured(fn) {
-  const delay = new LoopDelay();
-  delay.start();
+export function threadCpu(before, after) {
+  const out = { main: 0, library: 0, node: 0, libraryThreads: 0, nodeThreads: 0, exited: 0 };
+  for (const [tid, ns] of after) {
+    const s = (ns - (before.get(tid) ?? 0)) / 1e9;
+    if (tid === process.pid) out.main += s;
+    else if (NODE_THREADS.has(tid)) { out.node += s; out.nodeThreads++; }
+    else { out.library += s; out.libraryThreads++; }
+  }
+  for (const tid of before.keys()) if (!after.has(tid)) out.exited++;
+  return out;
+}
+
+/**
+ * Measures `fn` (async) on the main thread: wall time, event-loop
+ * utilisation, the CPU time of the whole process (process.cpuUsage(), all
+ * threads) and per thread (threadCpu()). With `delay` the loop's delay too
+ * (LoopDelay); its two 1 ms timers cost the main thread tens of ms of CPU a
+ * second on a slow guest, so a window that measures CPU leaves it off.
+ */
+export async function measured(fn, { delay = true } = {}) {
+  const monitor = delay ? new LoopDelay() : undefined;
+  monitor?.start();
   const elu0 = performance.eventLoopUtilization();
+  const threads0 = threadTimes();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const value = await fn();
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const threads = threadCpu(threads0, threadTimes());
   const elu = performance.eventLoopUtilization(elu0);
   return {
     value,
     seconds,
-    delay: delay.stop(),
+    delay: monitor?.stop(),
     elu: elu.utilization,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    threads,
   };
 }
 
