@@ -2,7 +2,7 @@
 // exec failures, reaping that leaves other children alone, two threads
 // spawning at once, leaks. Through the public API wherever it reaches; the
 // addon itself only for what the API does not expose yet (setsid, setpgid,
-// pdeathsig, argv[0], an fd without close-on-exec). Tests of native-only
+// parentDeathSignal, argv[0], an fd without close-on-exec). Tests of native-only
 // behaviour run only on that engine; where the node engine differs in a
 // documented way, its test asserts the difference.
 import { test } from 'uvu';
@@ -464,7 +464,7 @@ if (ENGINE === 'native') {
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1], [], {}), TypeError, /stdio/);
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-3, -1, -1], [], {}), RangeError, /stdio/);
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [1], {}), RangeError, /keepFds/);
-    t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [], { pdeathsig: 65 }), RangeError, /pdeathsig/);
+    t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [], { parentDeathSignal: 65 }), RangeError, /parentDeathSignal/);
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [], { setsid: 'yes' }), TypeError, /setsid/);
     t(() => addon.spawn('/bin/true', ['tr\0ue'], [], null, [-1, -1, -1], [], {}), TypeError, /NUL/);
     t(() => addon.spawn('/bin/true', ['true'], ['A=1', 2], null, [-1, -1, -1], [], {}), TypeError, /envp/);
@@ -610,7 +610,7 @@ if (ENGINE === 'native') {
       assert.is(addon.kill(orphan.pidfd, SIGTERM), true);
       assert.is(await reap(orphan), SIGTERM);
 
-      const bound = await spawnFromEndedThread({ pdeathsig: SIGKILL });
+      const bound = await spawnFromEndedThread({ parentDeathSignal: SIGKILL });
       unreaped.add(bound);
       assert.is(await until(() => processState(bound.pid) === 'zombie'), true, `sleep ${bound.pid} is ${processState(bound.pid)}`);
       assert.is(await reap(bound), SIGKILL);

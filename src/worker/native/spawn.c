@@ -114,9 +114,8 @@ struct child_plan {
   int *moved;                  /* per pair: the lifted copy of the source (written by the child) */
   int lift_floor;              /* above 2 and above every keepFd and moved-to number */
   enum session session;
-  int pdeathsig;               /* 0: none */
   pid_t parent;
-  struct proc_attrs attrs;     /* umask, rlimits, caps, credentials, no_new_privs */
+  struct proc_attrs attrs;     /* attrs.h: umask, rlimits, caps, credentials, prctls */
   /* Written by the child; read once clone() has returned, which with
      CLONE_VFORK is after the child exec'ed or exited. */
   enum step failed_step;
@@ -235,17 +234,17 @@ static int child_main(void *arg) {
   STEP(STEP_SIGMASK, unblock_signals());
   if (p->session != SESSION_KEEP)
     STEP(p->session == SESSION_NEW ? STEP_SETSID : STEP_SETPGID, start_session(p->session));
-  STEP(STEP_LIFT, lift_stdio_sources(src, p->lift_floor));
-  STEP(STEP_LIFT, lift_moved_sources(p));
+  STEP(STEP_INHERIT, lift_stdio_sources(src, p->lift_floor));
+  STEP(STEP_INHERIT, lift_moved_sources(p));
   STEP(STEP_DUP2, install_stdio(src));
   STEP(STEP_CLOEXEC, mark_fds_cloexec());
-  STEP(STEP_KEEP, keep_fds(p->keep, p->nkeep));
+  STEP(STEP_INHERIT, keep_fds(p->keep, p->nkeep));
   STEP(STEP_DUP2, install_moved(p));
   enum step at = STEP_NONE;
   int err = attrs_apply_before_chdir(&p->attrs, &at);
   if (err != 0) child_fail(p, at, err);
   if (p->cwd != NULL) STEP(STEP_CHDIR, chdir(p->cwd) == 0 ? 0 : errno);
-  if ((err = attrs_no_new_privs(&p->attrs, &at)) != 0 || (err = attrs_death_signal(p->pdeathsig, p->parent, &at)) != 0)
+  if ((err = attrs_no_new_privs(&p->attrs, &at)) != 0 || (err = attrs_death_signal(&p->attrs, p->parent, &at)) != 0)
     child_fail(p, at, err);
   execve(p->file, p->argv, p->envp);
   child_fail(p, STEP_EXECVE, errno);
@@ -377,100 +376,81 @@ static int js_env_block(napi_env env, napi_value v, char ***out) {
   return 0;
 }
 
-static int js_int_array(napi_env env, napi_value v, const char *what, int **out, uint32_t *count) {
+/* An array of numbers, as doubles; *out is the caller's to free. */
+static int js_number_array(napi_env env, napi_value v, const char *what, double **out, uint32_t *count) {
   bool is_array = false;
   napi_value el;
+  *out = NULL;
   if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, count) != napi_ok)
-    return throw_type(env, what, "an array of integers");
+    return throw_type(env, what, "an array of numbers");
   if ((*out = malloc(((size_t)*count + 1) * sizeof **out)) == NULL) return throw_errno(env, ENOMEM, "malloc");
   for (uint32_t i = 0; i < *count; i++) {
-    if (napi_get_element(env, v, i, &el) != napi_ok || napi_get_value_int32(env, el, &(*out)[i]) != napi_ok)
-      return throw_type(env, what, "an array of integers");   /* the caller frees *out */
+    if (napi_get_element(env, v, i, &el) != napi_ok || napi_get_value_double(env, el, &(*out)[i]) != napi_ok)
+      return throw_type(env, what, "an array of numbers");
   }
   return 0;
 }
 
-/* flags.<name>: false / 0 when undefined. */
-static int js_flag(napi_env env, napi_value flags, const char *name, napi_valuetype type, int *out) {
-  napi_value v;
-  napi_valuetype actual;
-  bool b;
-  if (napi_get_named_property(env, flags, name, &v) != napi_ok || napi_typeof(env, v, &actual) != napi_ok) return -1;
-  if (actual == napi_undefined) return 0;
-  if (actual != type) return throw_type(env, name, type == napi_boolean ? "a boolean" : "a number");
-  if (type == napi_number) return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
-  if (napi_get_value_bool(env, v, &b) != napi_ok) return -1;
-  *out = b;
-  return 0;
+/* An array of fd numbers (or stdio codes); *out is the caller's to free. */
+static int js_int_array(napi_env env, napi_value v, const char *what, int **out, uint32_t *count) {
+  double *d;
+  int rc = js_number_array(env, v, what, &d, count);
+  *out = rc == 0 ? malloc(((size_t)*count + 1) * sizeof **out) : NULL;
+  if (rc == 0 && *out == NULL) rc = throw_errno(env, ENOMEM, "malloc");
+  for (uint32_t i = 0; rc == 0 && i < *count; i++) {
+    if (!(d[i] >= INT_MIN && d[i] <= INT_MAX) || d[i] != (double)(int)d[i]) rc = throw_type(env, what, "an array of integers");
+    else (*out)[i] = (int)d[i];
+  }
+  free(d);
+  return rc;
 }
 
-/* flags.<name> as an integer in [min, max]; *out untouched when undefined. */
-static int js_bounded(napi_env env, napi_value flags, const char *name, int64_t min, int64_t max, int64_t *out) {
+/* flags.<name>, a boolean: false when undefined. */
+static int js_flag(napi_env env, napi_value flags, const char *name, bool *out) {
   napi_value v;
   napi_valuetype t;
-  double d;
   if (napi_get_named_property(env, flags, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
   if (t == napi_undefined) return 0;
-  if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) return throw_type(env, name, "a number");
-  if (d != d || d < (double)min || d > (double)max || d != (double)(int64_t)d) {
-    char message[96];
-    snprintf(message, sizeof message, "%s is out of range", name);
-    return throw_range(env, message);
-  }
-  *out = (int64_t)d;
-  return 0;
+  if (t != napi_boolean) return throw_type(env, name, "a boolean");
+  return napi_get_value_bool(env, v, out) == napi_ok ? 0 : -1;
 }
 
-/* The process attributes of attrs.h, from flags: umask, nproc, nofile,
-   memlock, core, uid, gid, groups, restrictCaps, allowedCaps, noNewPrivs. */
-static int parse_attrs(napi_env env, napi_value flags, struct proc_attrs *a) {
-  static const char *const rlim_names[RLIM_COUNT] = { "nproc", "nofile", "memlock", "core" };
-  int64_t v;
-  int b = 0;
-  proc_attrs_init(a);
-  v = -1;
-  if (js_bounded(env, flags, "umask", 0, 0777, &v)) return -1;
-  a->umask = (int)v;
-  for (int i = 0; i < RLIM_COUNT; i++) {
-    v = -1;
-    if (js_bounded(env, flags, rlim_names[i], 0, 9007199254740991LL, &v)) return -1;   /* 2^53 - 1: every such double is exact */
-    a->rlim[i] = v;
-  }
-  v = -1;
-  if (js_bounded(env, flags, "uid", 0, 0x7fffffff, &v)) return -1;
-  a->uid = (int)v;
-  v = -1;
-  if (js_bounded(env, flags, "gid", 0, 0x7fffffff, &v)) return -1;
-  a->gid = (int)v;
-  if (js_flag(env, flags, "restrictCaps", napi_boolean, &b)) return -1;
-  a->restrict_caps = b;
-  b = 0;
-  if (js_flag(env, flags, "noNewPrivs", napi_boolean, &b)) return -1;
-  a->no_new_privs = b;
+static int throw_attr_range(napi_env env, const struct attr_desc *d) {
+  char message[128];
+  snprintf(message, sizeof message, "%s must be %s from %lld to %lld", d->name,
+           d->kind == ATTR_LIST ? "a list of integers" : "an integer", d->min, d->max);
+  return throw_range(env, message);
+}
 
-  napi_value list;
-  napi_valuetype t;
-  int *ints = NULL;
-  uint32_t n = 0;
-  if (napi_get_named_property(env, flags, "allowedCaps", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
-  if (t != napi_undefined) {
-    int rc = js_int_array(env, list, "allowedCaps", &ints, &n);
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
-      if (ints[i] < 0 || ints[i] > 63) rc = throw_range(env, "allowedCaps: a capability is a number from 0 to 63");
-      else a->allowed_caps |= 1ULL << ints[i];
+/* The front end of attrs.h's parser for JS: flags.<name> for each entry
+   of the attribute table, converted by its kind and stored by attr_set(). */
+static int parse_attrs(napi_env env, napi_value flags, struct proc_attrs *a) {
+  proc_attrs_init(a);
+  for (int i = 0; i < ATTR_COUNT; i++) {
+    const struct attr_desc *d = &attr_table[i];
+    napi_value v;
+    napi_valuetype t;
+    double one, *values = &one;
+    uint32_t n = 1;
+    bool b;
+    if (napi_get_named_property(env, flags, d->name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
+    if (t == napi_undefined) continue;
+    if (d->kind == ATTR_BOOL) {
+      if (t != napi_boolean) return throw_type(env, d->name, "a boolean");
+      if (napi_get_value_bool(env, v, &b) != napi_ok) return -1;
+      one = b;
+    } else if (d->kind == ATTR_LIST) {
+      if (js_number_array(env, v, d->name, &values, &n) != 0) {
+        free(values);
+        return -1;
+      }
+    } else if (t != napi_number || napi_get_value_double(env, v, &one) != napi_ok) {
+      return throw_type(env, d->name, "a number");
     }
-    free(ints);
-    if (rc != 0) return -1;
-  }
-  if (napi_get_named_property(env, flags, "groups", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
-  if (t != napi_undefined) {
-    ints = NULL;
-    if (js_int_array(env, list, "groups", &ints, &n) != 0) {
-      free(ints);
-      return -1;
-    }
-    a->groups = (gid_t *)ints;   /* int and gid_t: both 32 bits on Linux */
-    a->ngroups = (int)n;
+    int rc = n > INT_MAX ? ERANGE : attr_set(a, d, values, (int)n);
+    if (values != &one) free(values);
+    if (rc == ERANGE) return throw_attr_range(env, d);
+    if (rc != 0) return throw_errno(env, rc, "malloc");
   }
   return 0;
 }
@@ -532,7 +512,7 @@ static void job_release(struct spawn_job *j) {
   free(j->plan.keep);
   free(j->plan.move);
   free(j->plan.moved);
-  free((void *)j->plan.attrs.groups);
+  proc_attrs_release(&j->plan.attrs);
 }
 
 static int js_envp(napi_env env, napi_value v, char ***out) {
@@ -558,7 +538,8 @@ static int parse_moves(napi_env env, napi_value flags, struct child_plan *p) {
 static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) {
   struct child_plan *p = &j->plan;
   napi_valuetype t;
-  int *stdio = NULL, setsid = 0, setpgid = 0;
+  int *stdio = NULL;
+  bool setsid = false, setpgid = false;
   uint32_t nstdio = 0;
   if (argc < 7) return throw_type(env, "spawn()", "called with 7 arguments");
   if (js_string(env, argv[0], "file", &p->file) || js_string_array(env, argv[1], "argv", &p->argv) ||
@@ -576,10 +557,7 @@ static int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_j
       return throw_range(env, "stdio: -1 null, -2 pipe, -3 (fd 2 only) as stdout, or an fd");
   }
   if (napi_typeof(env, argv[6], &t) != napi_ok || t != napi_object) return throw_type(env, "flags", "an object");
-  if (js_flag(env, argv[6], "setsid", napi_boolean, &setsid) || js_flag(env, argv[6], "setpgid", napi_boolean, &setpgid) ||
-      js_flag(env, argv[6], "pdeathsig", napi_number, &p->pdeathsig))
-    return -1;
-  if (p->pdeathsig < 0 || p->pdeathsig >= NSIG) return throw_range(env, "pdeathsig is not a signal number");
+  if (js_flag(env, argv[6], "setsid", &setsid) || js_flag(env, argv[6], "setpgid", &setpgid)) return -1;
   p->session = setsid ? SESSION_NEW : setpgid ? SESSION_GROUP : SESSION_KEEP;
   return parse_moves(env, argv[6], p) || parse_attrs(env, argv[6], &p->attrs);
 }
@@ -682,9 +660,15 @@ static int start_child(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd
   return 0;
 }
 
-static napi_status set_int(napi_env env, napi_value obj, const char *name, int value) {
+static napi_status set_string(napi_env env, napi_value obj, const char *name, const char *value) {
   napi_value v;
-  napi_status s = napi_create_int32(env, value, &v);
+  napi_status s = napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v);
+  return s != napi_ok ? s : napi_set_named_property(env, obj, name, v);
+}
+
+static napi_status set_number(napi_env env, napi_value obj, const char *name, double value) {
+  napi_value v;
+  napi_status s = napi_create_double(env, value, &v);
   return s != napi_ok ? s : napi_set_named_property(env, obj, name, v);
 }
 
@@ -706,10 +690,10 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   if (parse_job(env, argc, args, &job) == 0 && check_fds(env, &job) == 0 &&
       open_stdio(env, &job) == 0 && start_child(env, &job, &pid, &pidfd) == 0) {
     napi_value obj;
-    if (napi_create_object(env, &obj) == napi_ok && set_int(env, obj, "pid", pid) == napi_ok &&
-        set_int(env, obj, "pidfd", pidfd) == napi_ok && set_int(env, obj, "stdin", job.parent_end[0]) == napi_ok &&
-        set_int(env, obj, "stdout", job.parent_end[1]) == napi_ok &&
-        set_int(env, obj, "stderr", job.parent_end[2]) == napi_ok) {
+    if (napi_create_object(env, &obj) == napi_ok && set_number(env, obj, "pid", pid) == napi_ok &&
+        set_number(env, obj, "pidfd", pidfd) == napi_ok && set_number(env, obj, "stdin", job.parent_end[0]) == napi_ok &&
+        set_number(env, obj, "stdout", job.parent_end[1]) == napi_ok &&
+        set_number(env, obj, "stderr", job.parent_end[2]) == napi_ok) {
       result = obj;
       for (int i = 0; i < 3; i++) job.parent_end[i] = -1;   /* JS owns them now */
     } else {
@@ -910,7 +894,47 @@ static napi_value ClearCloexec(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-_Static_assert(sizeof(gid_t) == sizeof(int), "groups travel as int32");
+/* attributeTable() -> [{ name, kind, min, max, step }]: attrs.h's list, so
+   that JavaScript spells and checks nothing of its own. */
+static napi_value AttributeTable(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const char *const kinds[] = { [ATTR_RLIMIT] = "rlimit", [ATTR_INT] = "int", [ATTR_BOOL] = "bool", [ATTR_LIST] = "list" };
+  napi_value arr, entry;
+  if (napi_create_array_with_length(env, ATTR_COUNT, &arr) != napi_ok) return NULL;
+  for (int i = 0; i < ATTR_COUNT; i++) {
+    const struct attr_desc *d = &attr_table[i];
+    if (napi_create_object(env, &entry) != napi_ok || set_string(env, entry, "name", d->name) != napi_ok ||
+        set_string(env, entry, "kind", kinds[d->kind]) != napi_ok || set_number(env, entry, "min", (double)d->min) != napi_ok ||
+        set_number(env, entry, "max", (double)d->max) != napi_ok ||
+        set_string(env, entry, "step", step_name(d->step)) != napi_ok || napi_set_element(env, arr, (uint32_t)i, entry) != napi_ok)
+      return NULL;
+  }
+  return arr;
+}
+
+/* Test-only: parsedAttributes(flags) -> what spawn() would apply, as the
+   exec helper's --print-attributes prints it (attrs_format()). */
+static napi_value ParsedAttributes(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value flags, result = NULL;
+  napi_valuetype t;
+  if (napi_get_cb_info(env, info, &argc, &flags, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1 || napi_typeof(env, flags, &t) != napi_ok || t != napi_object) return throw_type(env, "flags", "an object"), NULL;
+  struct proc_attrs a;
+  if (parse_attrs(env, flags, &a) == 0) {
+    size_t len = attrs_format(&a, NULL, 0);
+    char *text = malloc(len + 1);
+    if (text == NULL) throw_errno(env, ENOMEM, "malloc");
+    else {
+      attrs_format(&a, text, len + 1);
+      napi_create_string_utf8(env, text, len, &result);
+      free(text);
+    }
+  }
+  proc_attrs_release(&a);
+  return result;
+}
+
 
 /* groupList(uid, gid) -> the groups setgroups() gets for that target, looked
    up here, on the worker thread, before any clone: the child must not touch
@@ -1029,6 +1053,8 @@ NAPI_MODULE_INIT() {
     { "kill", NULL, Kill, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, CloseFd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "clearCloexec", NULL, ClearCloexec, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "attributeTable", NULL, AttributeTable, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "parsedAttributes", NULL, ParsedAttributes, NULL, NULL, NULL, napi_enumerable, NULL },
     { "groupList", NULL, GroupList, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL },
     { "adviseHugePages", NULL, AdviseHugePages, NULL, NULL, NULL, napi_enumerable, NULL },
