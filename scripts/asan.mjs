@@ -81,6 +81,8 @@ for (const name of ['commandhelper', 'no-close-range', 'exec-helper-replaced']) 
   chmodSync(join(stage, `test/helper/build/${name}`), 0o755);
 }
 symlinkSync(join(root, 'node_modules'), join(stage, 'node_modules'));
+// attr-table.test.js reads the TypeScript spec from the sources.
+symlinkSync(join(root, 'src'), join(stage, 'src'));
 writeFileSync(join(stage, 'package.json'), '{ "type": "module" }\n');
 
 const env = {
