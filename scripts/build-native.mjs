@@ -1,15 +1,15 @@
-// Builds the native engine (src/worker/native/spawn.c) into
+// Builds the native engine (src/worker/native/, the sources binding.gyp lists) into
 // dist/native/spawnpool_native.node, and its exec helper
 // (src/worker/native/exec-helper.c, for daemonize() and requireHandshake())
 // into dist/native/spawnpool-exec-helper, without touching the network.
 //
 // node-gyp when one is installed (this package's, or the copy bundled with
 // npm) and Node's headers are on disk; otherwise, or if it fails, the C
-// compiler directly: the addon is one C file with no dependency but the
+// compiler directly: the addon is a few C files with no dependency but the
 // headers. A failed build is not an error (the child_process engine is the
 // fallback) unless --strict. --asan builds with AddressSanitizer, with cc.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +20,8 @@ const helperFile = join(root, 'dist/native/spawnpool-exec-helper');
 const strict = process.argv.includes('--strict');
 const asan = process.argv.includes('--asan');
 const CFLAGS = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'];
+/** The addon's sources: binding.gyp's list, for cc too. */
+const SOURCES = JSON.parse(readFileSync(join(srcDir, 'binding.gyp'), 'utf8')).targets[0].sources;
 
 class BuildError extends Error {}
 
@@ -60,7 +62,7 @@ function buildWithCc(dir) {
   mkdirSync(dirname(out), { recursive: true });
   const sanitize = asan ? ['-fsanitize=address', '-fno-omit-frame-pointer', '-g'] : [];
   run(process.env.CC || 'cc', [...CFLAGS, ...sanitize, '-shared', '-fPIC', '-pthread',
-    `-I${join(dir, 'include/node')}`, '-o', out, join(srcDir, 'spawn.c'), join(srcDir, 'runner.c')]);
+    `-I${join(dir, 'include/node')}`, '-o', out, ...SOURCES.map((f) => join(srcDir, f))]);
   return out;
 }
 

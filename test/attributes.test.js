@@ -126,10 +126,10 @@ if (native) {
     };
     t({ umask: 0o1000 }, RangeError, /umask/);
     t({ umask: '022' }, TypeError, /umask/);
-    t({ nofile: 1.5 }, RangeError, /nofile/);
-    t({ core: 2 ** 60 }, RangeError, /core/);
+    t({ maxFiles: 1.5 }, RangeError, /maxFiles/);
+    t({ maxCoreSize: 2 ** 60 }, RangeError, /maxCoreSize/);
     t({ uid: -2 }, RangeError, /uid/);
-    t({ restrictCaps: 1 }, TypeError, /restrictCaps/);
+    t({ clearCaps: 1 }, TypeError, /clearCaps/);
     t({ allowedCaps: [64] }, RangeError, /allowedCaps/);
     t({ allowedCaps: 'x' }, TypeError, /allowedCaps/);
     t({ groups: ['a'] }, TypeError, /groups/);

@@ -142,7 +142,7 @@ if (native) {
     assert.equal(await direct(['--', `${tmpBase}/missing`, 'x'], { go: '1' }), { code: 127, status: 'R\nE 2 execve\n' });
     assert.equal(await direct(['--', tmpBase, 'x'], { go: '1' }), { code: 126, status: 'R\nE 13 execve\n' });
     assert.equal(await direct(['--bogus', '1', '--', '/bin/true', 'true']), { code: 125, status: 'E 22 exec helper arguments\n' });
-    assert.equal(await direct(['--nproc', 'x', '--', '/bin/true', 'true']), { code: 125, status: 'E 22 exec helper arguments\n' });
+    assert.equal(await direct(['--maxProcesses', 'x', '--', '/bin/true', 'true']), { code: 125, status: 'E 22 exec helper arguments\n' });
     assert.equal(await direct(['/bin/true']), { code: 125, status: 'E 22 exec helper arguments\n' });
     assert.not.ok(existsSync(`${tmpBase}/missing`));
   });

@@ -2,7 +2,7 @@
 // exec failures, reaping that leaves other children alone, two threads
 // spawning at once, leaks. Through the public API wherever it reaches; the
 // addon itself only for what the API does not expose yet (setsid, setpgid,
-// pdeathsig, argv[0], an fd without close-on-exec). Tests of native-only
+// parentDeathSignal, argv[0], an fd without close-on-exec). Tests of native-only
 // behaviour run only on that engine; where the node engine differs in a
 // documented way, its test asserts the difference.
 import { test } from 'uvu';
@@ -464,7 +464,7 @@ if (ENGINE === 'native') {
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1], [], {}), TypeError, /stdio/);
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-3, -1, -1], [], {}), RangeError, /stdio/);
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [1], {}), RangeError, /keepFds/);
-    t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [], { pdeathsig: 65 }), RangeError, /pdeathsig/);
+    t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [], { parentDeathSignal: 65 }), RangeError, /parentDeathSignal/);
     t(() => addon.spawn('/bin/true', ['true'], [], null, [-1, -1, -1], [], { setsid: 'yes' }), TypeError, /setsid/);
     t(() => addon.spawn('/bin/true', ['tr\0ue'], [], null, [-1, -1, -1], [], {}), TypeError, /NUL/);
     t(() => addon.spawn('/bin/true', ['true'], ['A=1', 2], null, [-1, -1, -1], [], {}), TypeError, /envp/);
@@ -568,6 +568,24 @@ if (ENGINE === 'native') {
     assert.is(h.log(), expectedLog({ env: [], fds: [[0, 'pipe'], [1, 'pipe'], [2, 'pipe']], daemon: 'yes' }));
   });
 
+  test('addon: a stdio source below its slot (stderr from fd 1, stdout from another): each lands right', () => {
+    const resultPath = join(tmpBase, 'crossed-stdio.json');
+    // With 0-2 closed, the first pipe takes 0 (read) and 1 (write): the child's
+    // stderr source (1) is overwritten by its stdout (outW -> 1) unless copied up first.
+    const script = `const fs = require('node:fs');
+      const a = require(${JSON.stringify(addonPath)});
+      a.closeFd(0); a.closeFd(1); a.closeFd(2);
+      const [errR, errW] = a.pipe(), [outR, outW] = a.pipe();
+      const c = a.spawn('/bin/sh', ['sh', '-c', 'echo out; echo err >&2'], [], null, [-1, outW, errW], [], {});
+      a.closeFd(outW); a.closeFd(errW);
+      const read = (fd) => { const b = Buffer.alloc(4096); let n, s = ''; while ((n = fs.readSync(fd, b)) > 0) s += b.subarray(0, n); a.closeFd(fd); return s; };
+      const fds = [errR, errW, outW > 2], stdout = read(outR), stderr = read(errR);
+      a.watch(c.pidfd, (status) => fs.writeFileSync(${JSON.stringify(resultPath)}, JSON.stringify({ fds, stdout, stderr, status })));`;
+    const res = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.is(res.status, 0, res.stderr);
+    assert.equal(JSON.parse(readFileSync(resultPath, 'utf8')), { fds: [0, 1, true], stdout: 'out\n', stderr: 'err\n', status: 0 });
+  });
+
   test('addon: setsid and setpgid give the child its own session or group', async () => {
     const run = async (flags) => {
       const h = helper('session');
@@ -610,7 +628,7 @@ if (ENGINE === 'native') {
       assert.is(addon.kill(orphan.pidfd, SIGTERM), true);
       assert.is(await reap(orphan), SIGTERM);
 
-      const bound = await spawnFromEndedThread({ pdeathsig: SIGKILL });
+      const bound = await spawnFromEndedThread({ parentDeathSignal: SIGKILL });
       unreaped.add(bound);
       assert.is(await until(() => processState(bound.pid) === 'zombie'), true, `sleep ${bound.pid} is ${processState(bound.pid)}`);
       assert.is(await reap(bound), SIGKILL);

@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type { ProcessAttributes } from './spec.js';
 
 /** What src/worker/native/spawn.c exports. */
 export interface NativeAddon {
@@ -9,6 +10,10 @@ export interface NativeAddon {
     stdio: [number, number, number], keepFds: readonly number[],
     flags: SpawnFlags,
   ): { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
+  /** The process attributes the addon and the exec helper parse (attrs.h's list), in their order. */
+  attributeTable(): readonly AttributeEntry[];
+  /** Test-only: what spawn() would apply of `flags`, one `name value` line each (the helper's --print-attributes). */
+  parsedAttributes(flags: object): string;
   /** The groups setgroups() gets for that uid/gid (-1: unset), looked up through NSS on this thread. */
   groupList(uid: number, gid: number): number[];
   /** This process's environment, each K=V ended by a NUL (what spawn() takes as envp). */
@@ -42,22 +47,27 @@ export type RunnerIo = [number, Uint8Array | null, number[], readonly Uint8Array
 export type RunnerRecords = ReadonlyArray<number | boolean | Uint8Array | undefined>;
 export const RUNNER_RECORD_FIELDS = 6;
 
-/** What the vfork child applies before exec (src/worker/native/attrs.h). */
-export interface SpawnFlags {
+/** One entry of attrs.h's attribute list. */
+export interface AttributeEntry {
+  /** A key of ProcessAttributes, or `groups` (looked up by the worker from uid and gid). */
+  readonly name: string;
+  readonly kind: 'rlimit' | 'int' | 'bool' | 'list';
+  /** The range of the value, or of each element of a list. */
+  readonly min: number;
+  readonly max: number;
+  /** The system call a failure names. */
+  readonly step: string;
+}
+
+/** The attributes only the exec helper applies, through options of its own. */
+export type HelperAttributes = 'daemonize' | 'pidFile' | 'handshake';
+
+/** What the vfork child applies before exec: the attributes under the spec's names (attrs.h), and the session and fds. */
+export interface SpawnFlags extends Partial<Omit<ProcessAttributes, HelperAttributes>> {
+  /** setgroups(): the target's supplementary groups, looked up before clone. */
+  groups?: readonly number[];
   setsid?: boolean;
   setpgid?: boolean;
-  pdeathsig?: number;
-  umask?: number;
-  nproc?: number;
-  nofile?: number;
-  memlock?: number;
-  core?: number;
-  uid?: number;
-  gid?: number;
-  groups?: number[];
-  restrictCaps?: boolean;
-  allowedCaps?: number[];
-  noNewPrivs?: boolean;
   /** Pairs (source, target): each source fd is dup'ed to that number in the child. */
   moveFds?: number[];
 }

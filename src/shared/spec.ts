@@ -77,25 +77,17 @@ export interface ProcessAttributes {
   readonly handshake: boolean;
 }
 
-/** The builder method behind each attribute, for messages (ENOTSUP, EINVAL). */
+/** The builder methods not named after their attribute. */
+const METHODS: Partial<Record<keyof ProcessAttributes, string>> = { allowedCaps: 'allowCap', handshake: 'requireHandshake' };
+
+/** The builder method behind each attribute that is set, for messages (ENOTSUP, EINVAL). */
 export function requestedAttributes(a: ProcessAttributes): string[] {
-  const named: [boolean, string][] = [
-    [a.umask !== undefined, 'umask()'],
-    [a.maxProcesses !== undefined, 'maxProcesses()'],
-    [a.maxFiles !== undefined, 'maxFiles()'],
-    [a.maxMemLock !== undefined, 'maxMemLock()'],
-    [a.maxCoreSize !== undefined, 'maxCoreSize()'],
-    [a.uid !== undefined, 'uid()'],
-    [a.gid !== undefined, 'gid()'],
-    [a.clearCaps, 'clearCaps()'],
-    [a.allowedCaps.length > 0, 'allowCap()'],
-    [a.noNewPrivileges, 'noNewPrivileges()'],
-    [a.parentDeathSignal !== undefined, 'parentDeathSignal()'],
-    [a.daemonize, 'daemonize()'],
-    [a.pidFile !== undefined, 'pidFile()'],
-    [a.handshake, 'requireHandshake()'],
-  ];
-  return named.filter(([set]) => set).map(([, name]) => name);
+  return (Object.keys(a) as (keyof ProcessAttributes)[])
+    .filter((key) => {
+      const value = a[key];
+      return value !== undefined && value !== false && !(Array.isArray(value) && value.length === 0);
+    })
+    .map((key) => `${METHODS[key] ?? key}()`);
 }
 
 /** Linux capability names, by number (linux/capability.h). */

@@ -1,7 +1,8 @@
 import { Socket } from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 import {
-  RUNNER_RECORD_FIELDS, execHelper, loadNativeAddon, type NativeAddon, type NativeRunner, type RunnerRecords, type SpawnFlags,
+  RUNNER_RECORD_FIELDS, execHelper, loadNativeAddon, type AttributeEntry, type NativeAddon, type NativeRunner, type RunnerRecords,
+  type SpawnFlags,
 } from '../../shared/native-addon.js';
 import type { WireFailure } from '../../shared/protocol.js';
 import {
@@ -33,53 +34,49 @@ function stream(fd: number, direction: 'read' | 'write'): Socket | null {
   return new Socket({ fd, readable: direction === 'read', writable: direction === 'write' });
 }
 
-/** What attrs.h applies, in the addon's terms; the groups are looked up here, before clone. */
+let table: readonly AttributeEntry[] | undefined;
+/** attrs.h's list, read from the addon once per thread. */
+const attributeTable = (addon: NativeAddon): readonly AttributeEntry[] => (table ??= addon.attributeTable());
+
+/** What attrs.h applies, under its names; the groups are looked up here, before clone. */
 function attributeFlags(addon: NativeAddon, plan: SpawnPlan): SpawnFlags {
   const a = plan.attrs;
-  const flags: SpawnFlags = {};
-  if (a.umask !== undefined) flags.umask = a.umask;
-  if (a.maxProcesses !== undefined) flags.nproc = a.maxProcesses;
-  if (a.maxFiles !== undefined) flags.nofile = a.maxFiles;
-  if (a.maxMemLock !== undefined) flags.memlock = a.maxMemLock;
-  if (a.maxCoreSize !== undefined) flags.core = a.maxCoreSize;
-  if (a.uid !== undefined) flags.uid = a.uid;
-  if (a.gid !== undefined) flags.gid = a.gid;
-  if (a.uid !== undefined || a.gid !== undefined) flags.groups = addon.groupList(a.uid ?? -1, a.gid ?? -1);
   // libvirt's rule: a non-root uid loses every cap but the allowed, bounding set included.
-  if (a.clearCaps || a.allowedCaps.length > 0 || (a.uid !== undefined && a.uid !== 0)) {
-    flags.restrictCaps = true;
-    flags.allowedCaps = [...a.allowedCaps];
+  const restrict = a.clearCaps || a.allowedCaps.length > 0 || (a.uid !== undefined && a.uid !== 0);
+  const values: Record<string, unknown> = {
+    ...a,
+    clearCaps: restrict,
+    allowedCaps: restrict ? a.allowedCaps : undefined,
+    groups: a.uid !== undefined || a.gid !== undefined ? addon.groupList(a.uid ?? -1, a.gid ?? -1) : undefined,
+    parentDeathSignal: plan.parentDeathSignal,
+  };
+  const flags: Record<string, unknown> = {};
+  for (const { name } of attributeTable(addon)) {
+    if (values[name] !== undefined && values[name] !== false) flags[name] = values[name];
   }
-  if (a.noNewPrivileges) flags.noNewPrivs = true;
   return flags;
 }
 
-/** The helper's command line (its options are documented in exec-helper.c). */
-function helperArgv(path: string, plan: SpawnPlan, flags: SpawnFlags, statusFd: number, goFd: number | undefined): string[] {
+/** The helper's command line (its options are documented in exec-helper.c): the attributes as `--name [value]`. */
+function helperArgv(addon: NativeAddon, path: string, plan: SpawnPlan, flags: SpawnFlags, statusFd: number, goFd: number | undefined): string[] {
   // The helper closes every fd it is not told to keep: send buffers included.
   const keep = [...plan.keepFds, ...plan.sendFds];
   const args = [path, '--status-fd', String(statusFd)];
-  const opt = (name: string, value: number | string | undefined) => {
-    if (value !== undefined) args.push(name, String(value));
-  };
-  opt('--umask', flags.umask);
-  opt('--nproc', flags.nproc);
-  opt('--nofile', flags.nofile);
-  opt('--memlock', flags.memlock);
-  opt('--core', flags.core);
-  opt('--uid', flags.uid);
-  opt('--gid', flags.gid);
-  if (flags.groups) args.push('--groups', flags.groups.join(','));
-  if (flags.restrictCaps) args.push('--caps', (flags.allowedCaps ?? []).join(','));
-  if (flags.noNewPrivs) args.push('--no-new-privs');
+  const given = flags as Record<string, unknown>;
+  for (const { name, kind } of attributeTable(addon)) {
+    const value = given[name];
+    // A daemon outlives its spawner.
+    if (value === undefined || (name === 'parentDeathSignal' && plan.attrs.daemonize)) continue;
+    args.push(`--${name}`);
+    if (kind !== 'bool') args.push(Array.isArray(value) ? value.join(',') : String(value));
+  }
   if (plan.attrs.daemonize) {
     args.push('--daemonize');
-    opt('--pidfile', plan.attrs.pidFile);
-  } else {
-    opt('--pdeathsig', plan.parentDeathSignal);
-    opt('--cwd', plan.cwd);
+    if (plan.attrs.pidFile !== undefined) args.push('--pidfile', plan.attrs.pidFile);
+  } else if (plan.cwd !== undefined) {
+    args.push('--cwd', plan.cwd);
   }
-  opt('--handshake-fd', goFd);
+  if (goFd !== undefined) args.push('--handshake-fd', String(goFd));
   if (keep.length > 0) args.push('--keep', keep.join(','));
   args.push('--', plan.file, ...plan.argv);
   return args;
@@ -291,11 +288,12 @@ export const nativeEngine: Engine = {
         // low numbers a plain spawn would give it.
         const top = Math.max(99, ...plan.keepFds, ...plan.sendFds);
         helperFds = { status: extra.open('read', top + 1), go: plan.attrs.handshake ? extra.open('write', top + 2) : undefined };
-        argv = helperArgv(helper.path, plan, flags, helperFds.status, helperFds.go);
+        argv = helperArgv(addon, helper.path, plan, flags, helperFds.status, helperFds.go);
         file = helper.path;
         cwd = null;
-        // The helper applies them all, after its own steps.
-        flags = {};
+        // The helper applies them all, after its own steps; the death
+        // signal also binds the helper itself.
+        flags = plan.parentDeathSignal === undefined ? {} : { parentDeathSignal: plan.parentDeathSignal };
       }
     } catch (err) {
       extra.closeAll();
@@ -310,7 +308,6 @@ export const nativeEngine: Engine = {
         plan.keepFds, {
           ...flags,
           ...(extra.moves.length > 0 ? { moveFds: extra.moves } : {}),
-          ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
           ...sessionFlags(session),
         },
       );
@@ -387,7 +384,6 @@ export const nativeEngine: Engine = {
         plan.keepFds, {
           ...flags,
           ...(extra.moves.length > 0 ? { moveFds: extra.moves } : {}),
-          ...(plan.parentDeathSignal === undefined ? {} : { pdeathsig: plan.parentDeathSignal }),
           ...sessionFlags(plan.session),
         },
         [id, io.input ?? null, ours, io.sendData, +io.captureOut, +io.captureErr, +io.tailErr, io.maxBuffer, group],

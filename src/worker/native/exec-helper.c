@@ -9,11 +9,13 @@
  *   spawnpool-exec-helper --status-fd N [options] -- FILE ARGV0 [ARG...]
  *
  * Options (numbers in decimal):
- *   --umask M  --nproc N  --nofile N  --memlock BYTES  --core BYTES
- *   --uid N  --gid N  --groups G,G,...  (setgroups; looked up by the worker)
- *   --caps C,C,...    drop every capability but these (the list may be empty)
- *   --no-new-privs  --pdeathsig SIG  --cwd DIR
- *   --daemonize  --pidfile PATH  --handshake-fd N  --keep FD,FD,...
+ *   --NAME [VALUE]    every process attribute of attrs.h under its name:
+ *                     a BOOL alone (--clearCaps), a LIST comma-separated
+ *                     (--groups 1,2; "" is the empty list), else a number
+ *                     (--maxFiles 1024); checked by attrs.h's attr_set()
+ *   --cwd DIR  --daemonize  --pidfile PATH  --handshake-fd N  --keep FD,FD,...
+ *   --print-attributes  print the attributes as parsed, one "name value"
+ *                     line each, on stdout, and exit 0 (for the tests)
  *
  * In this order (libvirt's child order):
  *   1. umask
@@ -83,18 +85,45 @@ static long long number(const char *s, long long min, long long max) {
   return v;
 }
 
-/* "1,2,3" into a fresh array; *n its length. "" is an empty list. */
-static int *number_list(const char *s, int *n, long long min, long long max) {
+/* "1,2,3" into a fresh array, as doubles: what attr_set() takes. *n its
+   length; "" is an empty list. */
+static double *number_list(const char *s, int *n, long long min, long long max) {
   int cap = 1;
   for (const char *c = s; *c; c++) cap += *c == ',';
-  int *out = calloc((size_t)cap, sizeof *out);
+  double *out = calloc((size_t)cap, sizeof *out);
   char *copy = strdup(s);
   if (out == NULL || copy == NULL) fail(STEP_ARGS, ENOMEM, 125);
   *n = 0;
   for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
-    out[(*n)++] = (int)number(tok, min, max);
+    out[(*n)++] = (double)number(tok, min, max);
   free(copy);
   return out;
+}
+
+/* The front end of attrs.h's parser for argv; the range is attr_set()'s to check. */
+static void parse_attr(struct proc_attrs *a, const struct attr_desc *d, const char *value) {
+  double one = 1, *values = &one;
+  int n = 1;
+  if (d->kind == ATTR_LIST) values = number_list(value, &n, LLONG_MIN, LLONG_MAX);
+  else if (d->kind != ATTR_BOOL) one = (double)number(value, LLONG_MIN, LLONG_MAX);
+  int rc = attr_set(a, d, values, n);
+  if (values != &one) free(values);
+  if (rc != 0) fail(STEP_ARGS, rc == ENOMEM ? ENOMEM : EINVAL, 125);
+}
+
+static void print_attributes(const struct proc_attrs *a) {
+  size_t len = attrs_format(a, NULL, 0);
+  char *text = malloc(len + 1);
+  if (text == NULL) fail(STEP_ARGS, ENOMEM, 125);
+  attrs_format(a, text, len + 1);
+  for (size_t at = 0; at < len;) {
+    ssize_t k = write(1, text + at, len - at);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) _exit(125);
+    at += (size_t)k;
+  }
+  free(text);
+  _exit(0);
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -187,9 +216,9 @@ int main(int argc, char **argv) {
   struct proc_attrs a;
   proc_attrs_init(&a);
   const char *cwd = NULL, *pidfile = NULL;
-  int pdeathsig = 0, go_fd = -1, nkeep = 0, ngroups = 0, ncaps = 0;
-  bool daemon = false;
-  int *keep = NULL, *groups = NULL, *caps = NULL;
+  int go_fd = -1, nkeep = 0;
+  bool daemon = false, print = false;
+  double *keep = NULL;
   int i = 1;
   pid_t parent = getppid();
 
@@ -203,29 +232,14 @@ int main(int argc, char **argv) {
   }
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const struct attr_desc *d = strncmp(o, "--", 2) == 0 ? attr_find(o + 2) : NULL;
     if (strcmp(o, "--daemonize") == 0) { daemon = true; continue; }
-    if (strcmp(o, "--no-new-privs") == 0) { a.no_new_privs = true; continue; }
+    if (strcmp(o, "--print-attributes") == 0) { print = true; continue; }
+    if (d != NULL && d->kind == ATTR_BOOL) { parse_attr(&a, d, NULL); continue; }
     if (v == NULL) fail(STEP_ARGS, EINVAL, 125);
     i++;
-    if (strcmp(o, "--status-fd") == 0) continue;
-    else if (strcmp(o, "--umask") == 0) a.umask = (int)number(v, 0, 0777);
-    else if (strcmp(o, "--nproc") == 0) a.rlim[RLIM_NPROC_I] = number(v, 0, LLONG_MAX);
-    else if (strcmp(o, "--nofile") == 0) a.rlim[RLIM_NOFILE_I] = number(v, 0, LLONG_MAX);
-    else if (strcmp(o, "--memlock") == 0) a.rlim[RLIM_MEMLOCK_I] = number(v, 0, LLONG_MAX);
-    else if (strcmp(o, "--core") == 0) a.rlim[RLIM_CORE_I] = number(v, 0, LLONG_MAX);
-    else if (strcmp(o, "--uid") == 0) a.uid = (int)number(v, 0, INT_MAX - 1);
-    else if (strcmp(o, "--gid") == 0) a.gid = (int)number(v, 0, INT_MAX - 1);
-    else if (strcmp(o, "--groups") == 0) {
-      free(groups);
-      groups = number_list(v, &ngroups, 0, INT_MAX - 1);
-      a.groups = (const gid_t *)groups;
-      a.ngroups = ngroups;
-    } else if (strcmp(o, "--caps") == 0) {
-      free(caps);
-      caps = number_list(v, &ncaps, 0, 63);
-      a.restrict_caps = true;
-      for (int c = 0; c < ncaps; c++) a.allowed_caps |= 1ULL << caps[c];
-    } else if (strcmp(o, "--pdeathsig") == 0) pdeathsig = (int)number(v, 1, NSIG - 1);
+    if (d != NULL) parse_attr(&a, d, v);
+    else if (strcmp(o, "--status-fd") == 0) continue;
     else if (strcmp(o, "--cwd") == 0) cwd = v;
     else if (strcmp(o, "--pidfile") == 0) pidfile = v;
     else if (strcmp(o, "--handshake-fd") == 0) {
@@ -236,6 +250,7 @@ int main(int argc, char **argv) {
       keep = number_list(v, &nkeep, 0, INT_MAX - 1);
     } else fail(STEP_ARGS, EINVAL, 125);
   }
+  if (print) print_attributes(&a);
   /* argv[i] is "--", then the file and the target's argv[0] at least. */
   if (status_fd < 0 || i + 2 >= argc) fail(STEP_ARGS, EINVAL, 125);
   const char *file = argv[i + 1];
@@ -245,8 +260,10 @@ int main(int argc, char **argv) {
   if (a.umask >= 0) umask((mode_t)a.umask);
   a.umask = -1;
   /* 2 */
-  int *kept = realloc(keep, (size_t)(nkeep + 2) * sizeof *kept);
+  int *kept = malloc((size_t)(nkeep + 2) * sizeof *kept);
   if (kept == NULL) fail(STEP_ARGS, ENOMEM, 125);
+  for (int k = 0; k < nkeep; k++) kept[k] = (int)keep[k];
+  free(keep);
   kept[nkeep++] = status_fd;
   if (go_fd >= 0) kept[nkeep++] = go_fd;
   CHECK(STEP_CLOSE_FDS, close_other_fds(kept, nkeep));
@@ -261,11 +278,10 @@ int main(int argc, char **argv) {
   if (cwd != NULL && !daemon && chdir(cwd) != 0) fail(STEP_CHDIR, errno, 125);
   /* 8 */
   if ((err = attrs_no_new_privs(&a, &at)) != 0) fail(at, err, 125);
-  if (!daemon && (err = attrs_death_signal(pdeathsig, parent, &at)) != 0) fail(at, err, 125);
+  if (!daemon && (err = attrs_death_signal(&a, parent, &at)) != 0) fail(at, err, 125);
   /* 9 */
   if (go_fd >= 0) handshake(go_fd);
-  free(groups);
-  free(caps);
+  proc_attrs_release(&a);
   /* 10 */
   execve(file, target_argv, environ);
   fail(STEP_EXECVE, errno, errno == ENOENT ? 127 : 126);

@@ -8,45 +8,26 @@
  * through its pidfd on the calling thread's own libuv loop: no SIGCHLD, no
  * waitpid(-1), nothing shared between the worker threads.
  *
- * The parent, in Spawn():
- *   1. convert every argument to its C form: the child must not allocate;
- *   2. check that the fds the caller named are open, then open /dev/null
- *      and the pipes, all O_CLOEXEC so that no other spawn inherits them;
- *   3. block every signal in this thread, clone, restore the mask; the
+ * The parent, in launch_job() (spawn.h: the JS spawn() is parse_job() and
+ * launch_job(), and so may be another C file's):
+ *   1. parse_job(): every argument in its C form: the child must not allocate;
+ *   2. check that the fds the caller named are open, then take this thread's
+ *      /dev/null and open the pipes, all O_CLOEXEC so that no other spawn
+ *      inherits them;
+ *   3. build_fd_plan(): the child's fd work as a flat list of actions;
+ *   4. block every signal in this thread, clone, restore the mask; the
  *      thread sleeps until the child has exec'ed or exited;
- *   4. if a step failed: reap that one pid, close all it opened, throw;
- *   5. close the child's ends, return the parent's.
+ *   5. if a step failed: reap that one pid, close all it opened, throw;
+ *   6. close the child's ends, hand the parent's over.
  *
- * The child, child_main(), in this order. It runs on a borrowed stack in the
- * parent's memory, so it is async-signal-safe only: no malloc, no stdio, no
- * locks. Each step returns 0 or an errno; the first failure is written into
- * the parent's memory with its step, and the child _exit(127)s.
- *   1. reset_signal_handlers  every disposition to SIG_DFL: no parent handler
- *                             may run on this stack, and a SIG_IGN (SIGPIPE,
- *                             in Node) would survive the exec
- *   2. unblock_signals        empty mask (the parent blocked everything)
- *   3. start_session          setsid() or setpgid(0, 0), when asked
- *   4. lift_stdio_sources     copy up a source an earlier dup2 would clobber
- *      lift_moved_sources     the same for every moved fd
- *   5. install_stdio          dup2 each source onto 0, 1, 2
- *   6. mark_fds_cloexec       every fd from 3 up closes at exec, including
- *                             those the host opened without O_CLOEXEC
- *   7. keep_fds               clear FD_CLOEXEC on each keepFd
- *      install_moved          dup2 each moved fd onto its number (a send
- *                             buffer's pipe at the fd the caller was promised)
- *   8. attrs.h, in libvirt's order: umask, rlimits, capabilities and
- *      credentials; then chdir (when a cwd is given); then no_new_privs and
- *      the parent-death signal, which a change of credentials clears
- *   9. execve
- * The supplementary groups of a target user need NSS: Spawn() looks them up
- * (getpwuid_r, getgrouplist) before clone, never the child.
+ * The child, between clone and exec, is child.c. The supplementary groups
+ * of a target user need NSS: the worker looks them up (groupList(), before
+ * spawn()), never the child.
  *
  * What a vfork child cannot do (daemonize, which forks again; a handshake,
  * which would block this thread) the exec helper does: see exec-helper.c.
  */
 #define _GNU_SOURCE
-#define NAPI_VERSION 8
-#include <node_api.h>
 #include <uv.h>
 
 #include <errno.h>
@@ -69,19 +50,12 @@
 #include <grp.h>
 #include <pwd.h>
 
-#include "attrs.h"
 #include "spawn.h"
 #include "runner.h"
 
 /* Older headers: the numbers are the same on every architecture since 5.1. */
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
-#endif
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -98,160 +72,6 @@
 
 /* The child needs a few hundred bytes; the rest is margin for sanitizers. */
 #define CHILD_STACK_SIZE (64 * 1024)
-
-enum session { SESSION_KEEP, SESSION_NEW, SESSION_GROUP };
-
-/* Everything the child reads, in C form, plus where it reports failure.
-   The parent allocates it all before clone() and frees it after. */
-struct child_plan {
-  char *file;
-  char **argv;
-  char **envp;
-  char *cwd;                   /* NULL: inherit */
-  int stdio[3];                /* source fd for 0, 1, 2 */
-  int *keep;
-  uint32_t nkeep;
-  int *move;                   /* pairs: source fd, the child's fd number */
-  uint32_t nmove;              /* pairs */
-  int *moved;                  /* per pair: the lifted copy of the source (written by the child) */
-  int lift_floor;              /* above 2 and above every keepFd and moved-to number */
-  enum session session;
-  int pdeathsig;               /* 0: none */
-  pid_t parent;
-  struct proc_attrs attrs;     /* umask, rlimits, caps, credentials, no_new_privs */
-  /* Written by the child; read once clone() has returned, which with
-     CLONE_VFORK is after the child exec'ed or exited. */
-  enum step failed_step;
-  int failed_errno;
-};
-
-/* ---- the child ---------------------------------------------------------- */
-
-static _Noreturn void child_fail(struct child_plan *p, enum step step, int err) {
-  p->failed_errno = err;
-  p->failed_step = step;
-  _exit(127);
-}
-
-static int reset_signal_handlers(void) {
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    /* glibc refuses the two real-time signals it keeps for itself (EINVAL).
-       They are only ever sent to threads glibc knows, which this child is
-       not, and exec resets their handlers. */
-    if (sigaction(sig, &dfl, NULL) != 0 && errno != EINVAL) return errno;
-  }
-  return 0;
-}
-
-static int unblock_signals(void) {
-  sigset_t none;
-  sigemptyset(&none);
-  return sigprocmask(SIG_SETMASK, &none, NULL) == 0 ? 0 : errno;
-}
-
-static int start_session(enum session session) {
-  if (session == SESSION_NEW) return setsid() < 0 ? errno : 0;
-  return setpgid(0, 0) < 0 ? errno : 0;
-}
-
-/* install_stdio() fills 0, 1, 2 in that order, so a source numbered below its
-   slot may already be overwritten when its turn comes (stdout and stderr
-   swapped: 2 -> 1 then 1 -> 2). Such a source is first copied up, with
-   close-on-exec, above every keepFd so that the copy can never sit at a
-   number the child keeps. A source at or above its slot is read before
-   anything writes there. */
-static int lift_stdio_sources(int src[3], int floor) {
-  for (int slot = 0; slot < 3; slot++) {
-    if (src[slot] >= slot) continue;
-    int copy = fcntl(src[slot], F_DUPFD_CLOEXEC, floor);
-    if (copy < 0) return errno;
-    src[slot] = copy;
-  }
-  return 0;
-}
-
-/* Always copied up: a source may sit at another pair's target, or below 3
-   where install_stdio() writes. The copies close at exec. */
-static int lift_moved_sources(const struct child_plan *p) {
-  for (uint32_t i = 0; i < p->nmove; i++) {
-    if ((p->moved[i] = fcntl(p->move[2 * i], F_DUPFD_CLOEXEC, p->lift_floor)) < 0) return errno;
-  }
-  return 0;
-}
-
-/* dup2 clears close-on-exec on the target. */
-static int install_moved(const struct child_plan *p) {
-  for (uint32_t i = 0; i < p->nmove; i++) {
-    if (dup2(p->moved[i], p->move[2 * i + 1]) < 0) return errno;
-  }
-  return 0;
-}
-
-static int install_stdio(const int src[3]) {
-  for (int slot = 0; slot < 3; slot++) {
-    if (src[slot] == slot) {
-      /* dup2(fd, fd) does nothing, and would leave close-on-exec set. */
-      if (fcntl(slot, F_SETFD, 0) < 0) return errno;
-    } else if (dup2(src[slot], slot) < 0) {
-      return errno;
-    }
-  }
-  return 0;
-}
-
-/* Marking instead of closing keeps this one call whatever the keepFds are;
-   the kernel closes them all at exec. */
-static int mark_fds_cloexec(void) {
-  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
-  /* ENOSYS before Linux 5.9; EINVAL for the flag before 5.11. Reading
-     /proc/self/fd would need opendir, which allocates: walk the fd space. */
-  if (errno != ENOSYS && errno != EINVAL) return errno;
-  struct rlimit lim;
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return errno;
-  int end = lim.rlim_cur > INT_MAX ? INT_MAX : (int)lim.rlim_cur;
-  for (int fd = 3; fd < end; fd++) {
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) return errno;
-  }
-  return 0;
-}
-
-static int keep_fds(const int *keep, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) {
-    if (fcntl(keep[i], F_SETFD, 0) < 0) return errno;
-  }
-  return 0;
-}
-
-#define STEP(id, call) do { int e_ = (call); if (e_ != 0) child_fail(p, (id), e_); } while (0)
-
-static int child_main(void *arg) {
-  struct child_plan *p = arg;
-  /* A copy on this stack: the parent's plan still names the fds it opened. */
-  int src[3] = { p->stdio[0], p->stdio[1], p->stdio[2] };
-
-  STEP(STEP_SIGACTION, reset_signal_handlers());
-  STEP(STEP_SIGMASK, unblock_signals());
-  if (p->session != SESSION_KEEP)
-    STEP(p->session == SESSION_NEW ? STEP_SETSID : STEP_SETPGID, start_session(p->session));
-  STEP(STEP_LIFT, lift_stdio_sources(src, p->lift_floor));
-  STEP(STEP_LIFT, lift_moved_sources(p));
-  STEP(STEP_DUP2, install_stdio(src));
-  STEP(STEP_CLOEXEC, mark_fds_cloexec());
-  STEP(STEP_KEEP, keep_fds(p->keep, p->nkeep));
-  STEP(STEP_DUP2, install_moved(p));
-  enum step at = STEP_NONE;
-  int err = attrs_apply_before_chdir(&p->attrs, &at);
-  if (err != 0) child_fail(p, at, err);
-  if (p->cwd != NULL) STEP(STEP_CHDIR, chdir(p->cwd) == 0 ? 0 : errno);
-  if ((err = attrs_no_new_privs(&p->attrs, &at)) != 0 || (err = attrs_death_signal(p->pdeathsig, p->parent, &at)) != 0)
-    child_fail(p, at, err);
-  execve(p->file, p->argv, p->envp);
-  child_fail(p, STEP_EXECVE, errno);
-}
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -379,111 +199,96 @@ static int js_env_block(napi_env env, napi_value v, char ***out) {
   return 0;
 }
 
-static int js_int_array(napi_env env, napi_value v, const char *what, int **out, uint32_t *count) {
+/* An array of numbers, as doubles; *out is the caller's to free. */
+static int js_number_array(napi_env env, napi_value v, const char *what, double **out, uint32_t *count) {
   bool is_array = false;
   napi_value el;
+  *out = NULL;
   if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, count) != napi_ok)
-    return throw_type(env, what, "an array of integers");
+    return throw_type(env, what, "an array of numbers");
   if ((*out = malloc(((size_t)*count + 1) * sizeof **out)) == NULL) return throw_errno(env, ENOMEM, "malloc");
   for (uint32_t i = 0; i < *count; i++) {
-    if (napi_get_element(env, v, i, &el) != napi_ok || napi_get_value_int32(env, el, &(*out)[i]) != napi_ok)
-      return throw_type(env, what, "an array of integers");   /* the caller frees *out */
+    if (napi_get_element(env, v, i, &el) != napi_ok || napi_get_value_double(env, el, &(*out)[i]) != napi_ok)
+      return throw_type(env, what, "an array of numbers");
   }
   return 0;
 }
 
-/* flags.<name>: false / 0 when undefined. */
-static int js_flag(napi_env env, napi_value flags, const char *name, napi_valuetype type, int *out) {
-  napi_value v;
-  napi_valuetype actual;
-  bool b;
-  if (napi_get_named_property(env, flags, name, &v) != napi_ok || napi_typeof(env, v, &actual) != napi_ok) return -1;
-  if (actual == napi_undefined) return 0;
-  if (actual != type) return throw_type(env, name, type == napi_boolean ? "a boolean" : "a number");
-  if (type == napi_number) return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
-  if (napi_get_value_bool(env, v, &b) != napi_ok) return -1;
-  *out = b;
-  return 0;
+/* An array of fd numbers (or stdio codes); *out is the caller's to free. */
+static int js_int_array(napi_env env, napi_value v, const char *what, int **out, uint32_t *count) {
+  double *d;
+  int rc = js_number_array(env, v, what, &d, count);
+  *out = rc == 0 ? malloc(((size_t)*count + 1) * sizeof **out) : NULL;
+  if (rc == 0 && *out == NULL) rc = throw_errno(env, ENOMEM, "malloc");
+  for (uint32_t i = 0; rc == 0 && i < *count; i++) {
+    if (!(d[i] >= INT_MIN && d[i] <= INT_MAX) || d[i] != (double)(int)d[i]) rc = throw_type(env, what, "an array of integers");
+    else (*out)[i] = (int)d[i];
+  }
+  free(d);
+  return rc;
 }
 
-/* flags.<name> as an integer in [min, max]; *out untouched when undefined. */
-static int js_bounded(napi_env env, napi_value flags, const char *name, int64_t min, int64_t max, int64_t *out) {
+/* flags.<name>, a boolean: false when undefined. */
+static int js_flag(napi_env env, napi_value flags, const char *name, bool *out) {
   napi_value v;
   napi_valuetype t;
-  double d;
   if (napi_get_named_property(env, flags, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
   if (t == napi_undefined) return 0;
-  if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) return throw_type(env, name, "a number");
-  if (d != d || d < (double)min || d > (double)max || d != (double)(int64_t)d) {
-    char message[96];
-    snprintf(message, sizeof message, "%s is out of range", name);
-    return throw_range(env, message);
-  }
-  *out = (int64_t)d;
-  return 0;
+  if (t != napi_boolean) return throw_type(env, name, "a boolean");
+  return napi_get_value_bool(env, v, out) == napi_ok ? 0 : -1;
 }
 
-/* The process attributes of attrs.h, from flags: umask, nproc, nofile,
-   memlock, core, uid, gid, groups, restrictCaps, allowedCaps, noNewPrivs. */
-static int parse_attrs(napi_env env, napi_value flags, struct proc_attrs *a) {
-  static const char *const rlim_names[RLIM_COUNT] = { "nproc", "nofile", "memlock", "core" };
-  int64_t v;
-  int b = 0;
-  proc_attrs_init(a);
-  v = -1;
-  if (js_bounded(env, flags, "umask", 0, 0777, &v)) return -1;
-  a->umask = (int)v;
-  for (int i = 0; i < RLIM_COUNT; i++) {
-    v = -1;
-    if (js_bounded(env, flags, rlim_names[i], 0, 9007199254740991LL, &v)) return -1;   /* 2^53 - 1: every such double is exact */
-    a->rlim[i] = v;
-  }
-  v = -1;
-  if (js_bounded(env, flags, "uid", 0, 0x7fffffff, &v)) return -1;
-  a->uid = (int)v;
-  v = -1;
-  if (js_bounded(env, flags, "gid", 0, 0x7fffffff, &v)) return -1;
-  a->gid = (int)v;
-  if (js_flag(env, flags, "restrictCaps", napi_boolean, &b)) return -1;
-  a->restrict_caps = b;
-  b = 0;
-  if (js_flag(env, flags, "noNewPrivs", napi_boolean, &b)) return -1;
-  a->no_new_privs = b;
+static int throw_attr_range(napi_env env, const struct attr_desc *d) {
+  char message[128];
+  snprintf(message, sizeof message, "%s must be %s from %lld to %lld", d->name,
+           d->kind == ATTR_LIST ? "a list of integers" : "an integer", d->min, d->max);
+  return throw_range(env, message);
+}
 
-  napi_value list;
-  napi_valuetype t;
-  int *ints = NULL;
-  uint32_t n = 0;
-  if (napi_get_named_property(env, flags, "allowedCaps", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
-  if (t != napi_undefined) {
-    int rc = js_int_array(env, list, "allowedCaps", &ints, &n);
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
-      if (ints[i] < 0 || ints[i] > 63) rc = throw_range(env, "allowedCaps: a capability is a number from 0 to 63");
-      else a->allowed_caps |= 1ULL << ints[i];
+/* The front end of attrs.h's parser for JS: flags.<name> for each entry
+   of the attribute table, converted by its kind and stored by attr_set(). */
+static int parse_attrs(napi_env env, napi_value flags, struct proc_attrs *a) {
+  proc_attrs_init(a);
+  for (int i = 0; i < ATTR_COUNT; i++) {
+    const struct attr_desc *d = &attr_table[i];
+    napi_value v;
+    napi_valuetype t;
+    double one, *values = &one;
+    uint32_t n = 1;
+    bool b;
+    if (napi_get_named_property(env, flags, d->name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
+    if (t == napi_undefined) continue;
+    if (d->kind == ATTR_BOOL) {
+      if (t != napi_boolean) return throw_type(env, d->name, "a boolean");
+      if (napi_get_value_bool(env, v, &b) != napi_ok) return -1;
+      one = b;
+    } else if (d->kind == ATTR_LIST) {
+      if (js_number_array(env, v, d->name, &values, &n) != 0) {
+        free(values);
+        return -1;
+      }
+    } else if (t != napi_number || napi_get_value_double(env, v, &one) != napi_ok) {
+      return throw_type(env, d->name, "a number");
     }
-    free(ints);
-    if (rc != 0) return -1;
-  }
-  if (napi_get_named_property(env, flags, "groups", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
-  if (t != napi_undefined) {
-    ints = NULL;
-    if (js_int_array(env, list, "groups", &ints, &n) != 0) {
-      free(ints);
-      return -1;
-    }
-    a->groups = (gid_t *)ints;   /* int and gid_t: both 32 bits on Linux */
-    a->ngroups = (int)n;
+    int rc = n > INT_MAX ? ERANGE : attr_set(a, d, values, (int)n);
+    if (values != &one) free(values);
+    if (rc == ERANGE) return throw_attr_range(env, d);
+    if (rc != 0) return throw_errno(env, rc, "malloc");
   }
   return 0;
 }
 
 /* ---- spawn -------------------------------------------------------------- */
 
-/* Per JS environment, i.e. per thread: the child's stack, mapped once. Spawn
-   is synchronous and the child is done with it when clone() returns. */
+/* Per JS environment, i.e. per thread: the child's stack, mapped once, and
+   /dev/null, opened once. Spawn is synchronous and the child is done with
+   the stack when clone() returns. */
 struct thread_state {
   void *stack;
   size_t stack_len;
+  int devnull;                 /* -1 until first needed */
+  dev_t devnull_dev;           /* what it was when opened, to notice a host */
+  ino_t devnull_ino;           /* that closed it and reused its number */
   /* environBlock()'s last answer, and the environ it was copied from. */
   napi_ref env_block;
   char **env_array;
@@ -495,9 +300,19 @@ static void free_thread_state(napi_env env, void *data, void *hint) {
   (void)hint;
   struct thread_state *st = data;
   if (st->stack != NULL) munmap(st->stack, st->stack_len);
+  if (st->devnull >= 0) close(st->devnull);
   if (st->env_block != NULL) napi_delete_reference(env, st->env_block);
   free(st->env_entries);
   free(st);
+}
+
+static struct thread_state *thread_state(napi_env env) {
+  struct thread_state *st;
+  if (napi_get_instance_data(env, (void **)&st) != napi_ok || st == NULL) {
+    throw_errno(env, EINVAL, "napi_get_instance_data");
+    return NULL;
+  }
+  return st;
 }
 
 static void *child_stack_top(struct thread_state *st) {
@@ -520,28 +335,50 @@ static void *child_stack_top(struct thread_state *st) {
   return (char *)st->stack + st->stack_len;
 }
 
-struct spawn_job {
-  struct child_plan plan;
-  int spec[3];                 /* as JS gave it: -1 null, -2 pipe, -3 as stdout, fd */
-  int devnull;
-  int parent_end[3];           /* handed to JS on success */
-  int child_end[3];            /* closed in the parent once the child has them */
-};
+/* This thread's /dev/null. An fstat is cheaper than the open (no path
+   walk), and catches a host that closed our fd behind our back: its number
+   is someone else's then, and stays theirs. */
+static int thread_devnull(struct thread_state *st) {
+  struct stat now;
+  if (st->devnull >= 0 && fstat(st->devnull, &now) == 0 && now.st_dev == st->devnull_dev && now.st_ino == st->devnull_ino)
+    return st->devnull;
+  int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, &now) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    errno = err;
+    return -1;
+  }
+  st->devnull = fd;
+  st->devnull_dev = now.st_dev;
+  st->devnull_ino = now.st_ino;
+  return fd;
+}
 
-static void job_release(struct spawn_job *j) {
-  if (j->devnull >= 0) close(j->devnull);
+void spawn_job_init(struct spawn_job *j) {
+  memset(j, 0, sizeof *j);
+  proc_attrs_init(&j->plan.attrs);
+  for (int i = 0; i < 3; i++) j->parent_end[i] = j->child_end[i] = j->stdio[i] = -1;
+}
+
+void job_release(struct spawn_job *j) {
   for (int i = 0; i < 3; i++) {
     if (j->parent_end[i] >= 0) close(j->parent_end[i]);
     if (j->child_end[i] >= 0) close(j->child_end[i]);
+    j->parent_end[i] = j->child_end[i] = -1;
   }
   free(j->plan.file);
   free(j->plan.cwd);
   free(j->plan.argv);
   free(j->plan.envp);
-  free(j->plan.keep);
-  free(j->plan.move);
-  free(j->plan.moved);
-  free((void *)j->plan.attrs.groups);
+  free(j->plan.fds);
+  free(j->keep);
+  free(j->move);
+  proc_attrs_release(&j->plan.attrs);
+  j->plan.file = j->plan.cwd = NULL;
+  j->plan.argv = j->plan.envp = NULL;
+  j->plan.fds = NULL;
+  j->keep = j->move = NULL;
 }
 
 static int js_envp(napi_env env, napi_value v, char ***out) {
@@ -551,29 +388,29 @@ static int js_envp(napi_env env, napi_value v, char ***out) {
 }
 
 /* flags.moveFds: [source, target, source, target, ...]. */
-static int parse_moves(napi_env env, napi_value flags, struct child_plan *p) {
+static int parse_moves(napi_env env, napi_value flags, struct spawn_job *j) {
   napi_value list;
   napi_valuetype t;
   uint32_t n = 0;
   if (napi_get_named_property(env, flags, "moveFds", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
   if (t == napi_undefined) return 0;
-  if (js_int_array(env, list, "moveFds", &p->move, &n) != 0) return -1;
+  if (js_int_array(env, list, "moveFds", &j->move, &n) != 0) return -1;
   if (n % 2 != 0) return throw_type(env, "moveFds", "pairs of integers (source, target)");
-  p->nmove = n / 2;
-  if ((p->moved = calloc((size_t)p->nmove + 1, sizeof *p->moved)) == NULL) return throw_errno(env, ENOMEM, "calloc");
+  j->nmove = n / 2;
   return 0;
 }
 
 int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) {
   struct child_plan *p = &j->plan;
   napi_valuetype t;
-  int *stdio = NULL, setsid = 0, setpgid = 0;
+  int *stdio = NULL;
+  bool setsid = false, setpgid = false;
   uint32_t nstdio = 0;
   if (argc < 7) return throw_type(env, "spawn()", "called with 7 arguments");
   if (js_string(env, argv[0], "file", &p->file) || js_string_array(env, argv[1], "argv", &p->argv) ||
       js_envp(env, argv[2], &p->envp) || napi_typeof(env, argv[3], &t) != napi_ok ||
       (t != napi_null && t != napi_undefined && js_string(env, argv[3], "cwd", &p->cwd)) ||
-      js_int_array(env, argv[5], "keepFds", &p->keep, &p->nkeep))
+      js_int_array(env, argv[5], "keepFds", &j->keep, &j->nkeep))
     return -1;
   int rc = js_int_array(env, argv[4], "stdio", &stdio, &nstdio);
   if (rc == 0 && nstdio == 3) memcpy(j->spec, stdio, sizeof j->spec);
@@ -585,62 +422,95 @@ int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) 
       return throw_range(env, "stdio: -1 null, -2 pipe, -3 (fd 2 only) as stdout, or an fd");
   }
   if (napi_typeof(env, argv[6], &t) != napi_ok || t != napi_object) return throw_type(env, "flags", "an object");
-  if (js_flag(env, argv[6], "setsid", napi_boolean, &setsid) || js_flag(env, argv[6], "setpgid", napi_boolean, &setpgid) ||
-      js_flag(env, argv[6], "pdeathsig", napi_number, &p->pdeathsig))
-    return -1;
-  if (p->pdeathsig < 0 || p->pdeathsig >= NSIG) return throw_range(env, "pdeathsig is not a signal number");
+  if (js_flag(env, argv[6], "setsid", &setsid) || js_flag(env, argv[6], "setpgid", &setpgid)) return -1;
   p->session = setsid ? SESSION_NEW : setpgid ? SESSION_GROUP : SESSION_KEEP;
-  return parse_moves(env, argv[6], p) || parse_attrs(env, argv[6], &p->attrs);
+  return parse_moves(env, argv[6], j) || parse_attrs(env, argv[6], &p->attrs);
 }
 
 /* Every fd the caller names must be open now: otherwise /dev/null or a pipe
    opened below could take its number and reach the child in its place. */
-static int check_fds(napi_env env, struct spawn_job *j) {
-  int floor = 3;
-  for (uint32_t i = 0; i < j->plan.nkeep; i++) {
-    int fd = j->plan.keep[i];
-    if (fd < 3) return throw_range(env, "keepFds: 0, 1 and 2 are the stdio slots");
-    if (fcntl(fd, F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
-    if (fd >= floor) floor = fd + 1;
+static int check_fds(napi_env env, const struct spawn_job *j) {
+  for (uint32_t i = 0; i < j->nkeep; i++) {
+    if (j->keep[i] < 3) return throw_range(env, "keepFds: 0, 1 and 2 are the stdio slots");
+    if (fcntl(j->keep[i], F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
   }
   for (int slot = 0; slot < 3; slot++) {
     if (j->spec[slot] >= 0 && fcntl(j->spec[slot], F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
   }
-  const struct child_plan *p = &j->plan;
-  for (uint32_t i = 0; i < p->nmove; i++) {
-    int target = p->move[2 * i + 1];
+  for (uint32_t i = 0; i < j->nmove; i++) {
+    int target = j->move[2 * i + 1];
     if (target < 3) return throw_range(env, "moveFds: 0, 1 and 2 are the stdio slots");
-    for (uint32_t k = 0; k < p->nkeep; k++)
-      if (p->keep[k] == target) return throw_range(env, "moveFds: a target is also a keepFd");
+    for (uint32_t k = 0; k < j->nkeep; k++)
+      if (j->keep[k] == target) return throw_range(env, "moveFds: a target is also a keepFd");
     for (uint32_t k = 0; k < i; k++)
-      if (p->move[2 * k + 1] == target) return throw_range(env, "moveFds: two sources for one target");
-    if (fcntl(p->move[2 * i], F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
-    if (target >= floor) floor = target + 1;
+      if (j->move[2 * k + 1] == target) return throw_range(env, "moveFds: two sources for one target");
+    if (fcntl(j->move[2 * i], F_GETFD) < 0) return throw_errno(env, errno, "fcntl");
   }
-  j->plan.lift_floor = floor;
   return 0;
 }
 
-static int open_stdio(napi_env env, struct spawn_job *j) {
+static int open_stdio(napi_env env, struct thread_state *st, struct spawn_job *j) {
   for (int slot = 0; slot < 3; slot++) {
     int spec = j->spec[slot];
     if (spec == -1) {
-      if (j->devnull < 0 && (j->devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
-        return throw_errno(env, errno, "open");
-      j->plan.stdio[slot] = j->devnull;
+      if ((j->stdio[slot] = thread_devnull(st)) < 0) return throw_errno(env, errno, "open");
     } else if (spec == -2) {
       int fds[2];
       if (pipe2(fds, O_CLOEXEC) != 0) return throw_errno(env, errno, "pipe2");
       /* The child reads its stdin and writes its stdout and stderr. */
       j->child_end[slot] = slot == 0 ? fds[0] : fds[1];
       j->parent_end[slot] = slot == 0 ? fds[1] : fds[0];
-      j->plan.stdio[slot] = j->child_end[slot];
+      j->stdio[slot] = j->child_end[slot];
     } else if (spec == -3) {
-      j->plan.stdio[slot] = j->plan.stdio[1];
+      j->stdio[slot] = j->stdio[1];
     } else {
-      j->plan.stdio[slot] = spec;
+      j->stdio[slot] = spec;
     }
   }
+  return 0;
+}
+
+static void plan_fd(struct child_plan *p, enum fd_op op, int src, int dst) {
+  p->fds[p->nfds++] = (struct fd_action){ op, src, dst };
+}
+
+/* The child's fd work, as a list it only has to walk. Copies go to fixed
+   numbers from `next` up, above every fd the plan names (sources, keepFds,
+   targets), so that a copy never lands on an fd still to be read or kept;
+   what else sits there in the child's table is closed at exec anyway.
+     1. copy up each stdio source below its slot: 0, 1, 2 are filled in that
+        order, so it may be overwritten before its turn (stdout and stderr
+        crossed: 2 -> 1 then 1 -> 2); and every moved source, which may sit
+        at another pair's target or below 3;
+     2. each source onto 0, 1, 2 (one already there: clear its close-on-exec);
+     3. every fd from 3 up close-on-exec, including those the host opened
+        without O_CLOEXEC: one call whatever the keepFds are;
+     4. clear close-on-exec on each keepFd;
+     5. each moved copy onto its number (a send buffer's pipe at the fd the
+        caller was promised). */
+static int build_fd_plan(napi_env env, struct spawn_job *j) {
+  struct child_plan *p = &j->plan;
+  size_t most = 3 + j->nmove + 3 + 1 + j->nkeep + j->nmove;
+  if ((p->fds = malloc(most * sizeof *p->fds)) == NULL) return throw_errno(env, ENOMEM, "malloc");
+  p->nfds = 0;
+  int next = 3;
+  for (int slot = 0; slot < 3; slot++) next = j->stdio[slot] >= next ? j->stdio[slot] + 1 : next;
+  for (uint32_t i = 0; i < j->nkeep; i++) next = j->keep[i] >= next ? j->keep[i] + 1 : next;
+  for (uint32_t i = 0; i < 2 * j->nmove; i++) next = j->move[i] >= next ? j->move[i] + 1 : next;
+  if (next > INT_MAX - 3 - (int)j->nmove) return throw_errno(env, EMFILE, "spawn");
+
+  int src[3] = { j->stdio[0], j->stdio[1], j->stdio[2] };
+  for (int slot = 0; slot < 3; slot++) {
+    if (src[slot] >= slot) continue;
+    plan_fd(p, FD_DUP, src[slot], next);
+    src[slot] = next++;
+  }
+  int moved = next;
+  for (uint32_t i = 0; i < j->nmove; i++) plan_fd(p, FD_DUP, j->move[2 * i], next++);
+  for (int slot = 0; slot < 3; slot++) plan_fd(p, src[slot] == slot ? FD_INHERIT : FD_DUP2, src[slot], slot);
+  plan_fd(p, FD_CLOEXEC_FROM, 3, 3);
+  for (uint32_t i = 0; i < j->nkeep; i++) plan_fd(p, FD_INHERIT, j->keep[i], j->keep[i]);
+  for (uint32_t i = 0; i < j->nmove; i++) plan_fd(p, FD_DUP2, moved + (int)i, j->move[2 * i + 1]);
   return 0;
 }
 
@@ -658,14 +528,9 @@ void abandon_child(int pidfd) {
   close(pidfd);
 }
 
-static int start_child(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd) {
-  struct thread_state *st;
-  if (napi_get_instance_data(env, (void **)&st) != napi_ok || st == NULL)
-    return throw_errno(env, EINVAL, "napi_get_instance_data");
+static int start_child(napi_env env, struct thread_state *st, struct child_plan *p, pid_t *pid, int *pidfd) {
   void *stack = child_stack_top(st);
   if (stack == NULL) return throw_errno(env, errno, "mmap");
-
-  struct child_plan *p = &j->plan;
   p->parent = getpid();
   p->failed_step = STEP_NONE;
   p->failed_errno = 0;
@@ -691,12 +556,6 @@ static int start_child(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd
   return 0;
 }
 
-static void spawn_job_init(struct spawn_job *j) {
-  memset(j, 0, sizeof *j);
-  j->devnull = -1;
-  for (int i = 0; i < 3; i++) j->parent_end[i] = j->child_end[i] = -1;
-}
-
 struct spawn_job *spawn_job_new(void) {
   struct spawn_job *j = malloc(sizeof *j);
   if (j != NULL) spawn_job_init(j);
@@ -708,19 +567,33 @@ void spawn_job_free(struct spawn_job *j) {
   free(j);
 }
 
-int launch_job(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd) {
-  return check_fds(env, j) == 0 && open_stdio(env, j) == 0 && start_child(env, j, pid, pidfd) == 0 ? 0 : -1;
-}
-
 int job_take_parent_end(struct spawn_job *j, int slot) {
   int fd = j->parent_end[slot];
   j->parent_end[slot] = -1;
   return fd;
 }
 
-static napi_status set_int(napi_env env, napi_value obj, const char *name, int value) {
+int launch_job(napi_env env, struct spawn_job *j, pid_t *pid, int *pidfd) {
+  struct thread_state *st = thread_state(env);
+  if (st == NULL || check_fds(env, j) != 0 || open_stdio(env, st, j) != 0 || build_fd_plan(env, j) != 0 ||
+      start_child(env, st, &j->plan, pid, pidfd) != 0)
+    return -1;
+  for (int i = 0; i < 3; i++) {
+    if (j->child_end[i] >= 0) close(j->child_end[i]);
+    j->child_end[i] = -1;
+  }
+  return 0;
+}
+
+static napi_status set_string(napi_env env, napi_value obj, const char *name, const char *value) {
   napi_value v;
-  napi_status s = napi_create_int32(env, value, &v);
+  napi_status s = napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v);
+  return s != napi_ok ? s : napi_set_named_property(env, obj, name, v);
+}
+
+static napi_status set_number(napi_env env, napi_value obj, const char *name, double value) {
+  napi_value v;
+  napi_status s = napi_create_double(env, value, &v);
   return s != napi_ok ? s : napi_set_named_property(env, obj, name, v);
 }
 
@@ -733,16 +606,15 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
 
   struct spawn_job job;
   spawn_job_init(&job);
-
   pid_t pid = 0;
   int pidfd = -1;
   napi_value result = NULL;
   if (parse_job(env, argc, args, &job) == 0 && launch_job(env, &job, &pid, &pidfd) == 0) {
     napi_value obj;
-    if (napi_create_object(env, &obj) == napi_ok && set_int(env, obj, "pid", pid) == napi_ok &&
-        set_int(env, obj, "pidfd", pidfd) == napi_ok && set_int(env, obj, "stdin", job.parent_end[0]) == napi_ok &&
-        set_int(env, obj, "stdout", job.parent_end[1]) == napi_ok &&
-        set_int(env, obj, "stderr", job.parent_end[2]) == napi_ok) {
+    if (napi_create_object(env, &obj) == napi_ok && set_number(env, obj, "pid", pid) == napi_ok &&
+        set_number(env, obj, "pidfd", pidfd) == napi_ok && set_number(env, obj, "stdin", job.parent_end[0]) == napi_ok &&
+        set_number(env, obj, "stdout", job.parent_end[1]) == napi_ok &&
+        set_number(env, obj, "stderr", job.parent_end[2]) == napi_ok) {
       result = obj;
       for (int i = 0; i < 3; i++) job.parent_end[i] = -1;   /* JS owns them now */
     } else {
@@ -942,7 +814,47 @@ static napi_value ClearCloexec(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-_Static_assert(sizeof(gid_t) == sizeof(int), "groups travel as int32");
+/* attributeTable() -> [{ name, kind, min, max, step }]: attrs.h's list, so
+   that JavaScript spells and checks nothing of its own. */
+static napi_value AttributeTable(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const char *const kinds[] = { [ATTR_RLIMIT] = "rlimit", [ATTR_INT] = "int", [ATTR_BOOL] = "bool", [ATTR_LIST] = "list" };
+  napi_value arr, entry;
+  if (napi_create_array_with_length(env, ATTR_COUNT, &arr) != napi_ok) return NULL;
+  for (int i = 0; i < ATTR_COUNT; i++) {
+    const struct attr_desc *d = &attr_table[i];
+    if (napi_create_object(env, &entry) != napi_ok || set_string(env, entry, "name", d->name) != napi_ok ||
+        set_string(env, entry, "kind", kinds[d->kind]) != napi_ok || set_number(env, entry, "min", (double)d->min) != napi_ok ||
+        set_number(env, entry, "max", (double)d->max) != napi_ok ||
+        set_string(env, entry, "step", step_name(d->step)) != napi_ok || napi_set_element(env, arr, (uint32_t)i, entry) != napi_ok)
+      return NULL;
+  }
+  return arr;
+}
+
+/* Test-only: parsedAttributes(flags) -> what spawn() would apply, as the
+   exec helper's --print-attributes prints it (attrs_format()). */
+static napi_value ParsedAttributes(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value flags, result = NULL;
+  napi_valuetype t;
+  if (napi_get_cb_info(env, info, &argc, &flags, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1 || napi_typeof(env, flags, &t) != napi_ok || t != napi_object) return throw_type(env, "flags", "an object"), NULL;
+  struct proc_attrs a;
+  if (parse_attrs(env, flags, &a) == 0) {
+    size_t len = attrs_format(&a, NULL, 0);
+    char *text = malloc(len + 1);
+    if (text == NULL) throw_errno(env, ENOMEM, "malloc");
+    else {
+      attrs_format(&a, text, len + 1);
+      napi_create_string_utf8(env, text, len, &result);
+      free(text);
+    }
+  }
+  proc_attrs_release(&a);
+  return result;
+}
+
 
 /* groupList(uid, gid) -> the groups setgroups() gets for that target, looked
    up here, on the worker thread, before any clone: the child must not touch
@@ -1094,12 +1006,15 @@ NAPI_MODULE_INIT() {
     napi_throw_error(env, "ENOMEM", "spawnpool_native: cannot allocate its per-thread state");
     return NULL;
   }
+  st->devnull = -1;
   napi_property_descriptor props[] = {
     { "spawn", NULL, Spawn, NULL, NULL, NULL, napi_enumerable, NULL },
     { "watch", NULL, Watch, NULL, NULL, NULL, napi_enumerable, NULL },
     { "kill", NULL, Kill, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, CloseFd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "clearCloexec", NULL, ClearCloexec, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "attributeTable", NULL, AttributeTable, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "parsedAttributes", NULL, ParsedAttributes, NULL, NULL, NULL, napi_enumerable, NULL },
     { "groupList", NULL, GroupList, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL },
     { "adviseHugePages", NULL, AdviseHugePages, NULL, NULL, NULL, napi_enumerable, NULL },
