@@ -120,4 +120,15 @@ test('a pool destroyed with a batch in flight: every run settles, every child is
   assert.ok(openFds().length <= fdsBefore, `fds: ${fdsBefore} before, ${openFds().length} after`);
 });
 
+test('close() waiting for runs, then destroy(): both settle, and so does every run', async () => {
+  const pool = new SpawnPool({ threads: 1, engine: ENGINE });
+  const runs = Array.from({ length: 20 }, () => codeOf(new Command('/bin/sleep', 'infinity').run({ pool })));
+  await new Promise((r) => setImmediate(r));
+  const closing = pool.close();
+  await pool.destroy();
+  await closing;
+  assert.equal(await Promise.all(runs), Array(20).fill('EPOOLCLOSED'));
+  await untilNoChildren();
+});
+
 test.run();

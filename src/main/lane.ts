@@ -40,10 +40,6 @@ export class WorkerLane {
     return this.#waiting.size;
   }
 
-  get dead(): boolean {
-    return this.#dead;
-  }
-
   send(draft: TaskDraft, waiter: LaneWaiter): void {
     const id = this.#nextId++;
     // An inherited environment is a block that stays the same object until

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { CommandError } from '../shared/errors.js';
-import { LANE_KEY, type RunOutcome } from '../shared/protocol.js';
+import { LANE_KEY, unstarted, type RunOutcome } from '../shared/protocol.js';
 import type { WorkerConfig } from '../shared/pool-config.js';
 import { WorkerLane, type LaneWaiter, type TaskDraft } from './lane.js';
 import { chooseEngine } from './engine-choice.js';
@@ -66,7 +66,8 @@ export class SpawnPool {
   readonly #queue: Queued[] = [];
   /** Runs handed to a lane or queued, until they settle. */
   #pending = 0;
-  #drained: (() => void) | undefined;
+  /** close() and destroy() waiting for #pending to reach 0. */
+  readonly #drained: (() => void)[] = [];
   /** Referenced while runs wait here: the threads are not (an idle pool must let the process exit), and a starting thread has no lane yet. */
   #keepAlive: NodeJS.Timeout | undefined;
   readonly #metrics = new PoolMetrics();
@@ -119,7 +120,7 @@ export class SpawnPool {
     return new Promise<RunOutcome>((resolve, reject) => {
       this.#pending++;
       const settled = () => {
-        if (--this.#pending === 0) this.#drained?.();
+        if (--this.#pending === 0) for (const release of this.#drained.splice(0)) release();
       };
       const waiter: LaneWaiter = {
         resolve: (outcome) => {
@@ -185,9 +186,7 @@ export class SpawnPool {
 
   #settledAll(): Promise<void> {
     if (this.#pending === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#drained = resolve;
-    });
+    return new Promise((resolve) => this.#drained.push(resolve));
   }
 
   /** Finish what runs and what is queued, refuse new work, stop the workers. */
@@ -202,7 +201,7 @@ export class SpawnPool {
   async destroy(): Promise<void> {
     if (this.#state === 'destroyed') return;
     this.#state = 'destroyed';
-    for (const { waiter } of this.#queue.splice(0)) waiter.resolve(poolDestroyed());
+    for (const { waiter } of this.#queue.splice(0)) waiter.resolve(unstarted({ code: 'EPOOLCLOSED', message: 'the pool was destroyed' }));
     this.#dispatch();
     for (const lane of this.#lanes) lane.destroy();
     // Runs end once their children are reaped; only then stop the threads
@@ -210,15 +209,6 @@ export class SpawnPool {
     await this.#settledAll();
     await this.#piscina.close({ force: true });
   }
-}
-
-/** A queued run that never reached a worker. */
-function poolDestroyed(): RunOutcome {
-  return {
-    pid: 0, rawStatus: undefined, failure: { code: 'EPOOLCLOSED', message: 'the pool was destroyed' },
-    stdout: undefined, stderr: undefined, output: undefined, stderrTail: undefined,
-    durationMs: 0, queueWaitMs: 0, spawnMs: 0,
-  };
 }
 
 function checkCount(name: string, value: unknown, min = 1): number | undefined {

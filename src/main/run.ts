@@ -70,7 +70,7 @@ function abortedBeforeStart(command: () => string): CommandError {
  * result's `command`. Quoting every word of every run cost more than the
  * rest of what the main thread does for it.
  */
-export function lazyCommandLine(spec: CommandSpec): () => string {
+function lazyCommandLine(spec: CommandSpec): () => string {
   let line: string | undefined;
   return () => (line ??= commandLine(spec.env, [spec.binary, ...spec.args]));
 }

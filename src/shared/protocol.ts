@@ -72,6 +72,15 @@ export interface RunOutcome {
   readonly spawnMs: number;
 }
 
+/** The outcome of a run that never had a child. */
+export function unstarted(failure: WireFailure, durationMs = 0, queueWaitMs = 0): RunOutcome {
+  return {
+    pid: 0, rawStatus: undefined, failure,
+    stdout: undefined, stderr: undefined, output: undefined, stderrTail: undefined,
+    durationMs, queueWaitMs, spawnMs: 0,
+  };
+}
+
 /** The control surface a worker exposes on a task's port. */
 export interface ChildControl {
   /** The child's pid once spawned, or 0 if it could not be started. */

@@ -1,5 +1,5 @@
 import { workerData } from 'piscina';
-import { SAME_ENV, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
+import { SAME_ENV, unstarted, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
 import type { WorkerConfig } from '../shared/pool-config.js';
 import type { Engine } from './engine.js';
 import { nativeEngine } from './engines/native.js';
@@ -43,12 +43,7 @@ function start(request: RunTask): void {
 }
 
 function internalFailure(err: unknown): RunOutcome {
-  return {
-    pid: 0, rawStatus: undefined,
-    failure: { code: 'ESPAWN', message: `internal error in the worker: ${err instanceof Error ? err.message : String(err)}` },
-    stdout: undefined, stderr: undefined, output: undefined, stderrTail: undefined,
-    durationMs: 0, queueWaitMs: 0, spawnMs: 0,
-  };
+  return unstarted({ code: 'ESPAWN', message: `internal error in the worker: ${err instanceof Error ? err.message : String(err)}` });
 }
 
 /**

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { resolveBinary } from '../shared/resolve.js';
 import { STDERR_TAIL_BYTES, type CommandSpec } from '../shared/spec.js';
-import type { RunOutcome, RunTask, WireFailure } from '../shared/protocol.js';
+import { unstarted, type RunOutcome, type RunTask, type WireFailure } from '../shared/protocol.js';
 import { SpawnFailure, type Engine, type FastChild, type FastIo, type SpawnPlan, type SpawnedChild } from './engine.js';
 import { Capture, Tail } from './capture.js';
 import { closeHostFd } from './close-fd.js';
@@ -77,11 +77,7 @@ interface Timing {
 }
 
 function notStarted(timing: Timing, failure: WireFailure): RunOutcome {
-  return {
-    pid: 0, rawStatus: undefined, failure,
-    stdout: undefined, stderr: undefined, output: undefined, stderrTail: undefined,
-    durationMs: now() - timing.startedAt, queueWaitMs: timing.queueWaitMs, spawnMs: 0,
-  };
+  return unstarted(failure, now() - timing.startedAt, timing.queueWaitMs);
 }
 
 /** Nothing about it needs a JS stream or the exec helper: the addon can carry it out alone. */

@@ -227,8 +227,13 @@ function asFailure(err: unknown): unknown {
   return code !== undefined && syscall !== undefined ? new SpawnFailure(code, message) : err;
 }
 
-function sessionFlags(session: SpawnPlan['session']): SpawnFlags {
-  return session === 'session' ? { setsid: true } : session === 'group' ? { setpgid: true } : {};
+/** spawn()'s flags: the attributes, the moved fds, the session. */
+function childFlags(flags: SpawnFlags, moves: number[], session: SpawnPlan['session']): SpawnFlags {
+  return {
+    ...flags,
+    ...(moves.length > 0 ? { moveFds: moves } : {}),
+    ...(session === 'session' ? { setsid: true } : session === 'group' ? { setpgid: true } : {}),
+  };
 }
 
 /** This thread's runner (runner.c), opened on first use; its records reach the run that waits for them. */
@@ -305,11 +310,7 @@ export const nativeEngine: Engine = {
       child = addon.spawn(
         file, argv, plan.env, cwd,
         [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
-        plan.keepFds, {
-          ...flags,
-          ...(extra.moves.length > 0 ? { moveFds: extra.moves } : {}),
-          ...sessionFlags(session),
-        },
+        plan.keepFds, childFlags(flags, extra.moves, session),
       );
     } catch (err) {
       extra.closeAll();
@@ -381,11 +382,7 @@ export const nativeEngine: Engine = {
       pid = addon.runnerSpawn(
         r, plan.file, plan.argv, plan.env, plan.cwd ?? null,
         [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
-        plan.keepFds, {
-          ...flags,
-          ...(extra.moves.length > 0 ? { moveFds: extra.moves } : {}),
-          ...sessionFlags(plan.session),
-        },
+        plan.keepFds, childFlags(flags, extra.moves, plan.session),
         [id, io.input ?? null, ours, io.sendData, +io.captureOut, +io.captureErr, +io.tailErr, io.maxBuffer, group],
       );
       // The runner owns our ends now.
