@@ -6,6 +6,8 @@ import { commandLine, type CommandLineOptions } from '../shared/quote.js';
 import {
   DEFAULT_MAX_BUFFER,
   CAPABILITIES,
+  NULL_WIRING,
+  sharedIfDefault,
   type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SendBuffer, type SessionMode,
 } from '../shared/spec.js';
 import {
@@ -45,9 +47,9 @@ export class Command {
   #args: string[] = [];
   #env: Map<string, string> | null = null;
   #cwd: string | undefined;
-  #stdin: InputWiring = { kind: 'null' };
-  #stdout: OutputWiring = { kind: 'null' };
-  #stderr: OutputWiring = { kind: 'null' };
+  #stdin: InputWiring = NULL_WIRING;
+  #stdout: OutputWiring = NULL_WIRING;
+  #stderr: OutputWiring = NULL_WIRING;
   #passFds = new Map<number, PassedFd>();
   #rawStatus = false;
   #maxBuffer = DEFAULT_MAX_BUFFER;
@@ -498,7 +500,7 @@ export class Command {
       maxBuffer: this.#maxBuffer,
       nonblockingFds: this.#nonblocking,
       session: this.#session,
-      attrs: {
+      attrs: sharedIfDefault({
         umask: this.#umask,
         maxProcesses: this.#maxProcesses,
         maxFiles: this.#maxFiles,
@@ -513,7 +515,7 @@ export class Command {
         daemonize: this.#daemonize,
         pidFile: this.#pidFile,
         handshake: this.#handshake,
-      },
+      }),
     };
   }
 }

@@ -1,8 +1,10 @@
 import type { MessagePort } from 'node:worker_threads';
-import { SAME_ENV, type LaneReport, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
+import { OUTCOME_FIELDS, SAME_ENV, unpackOutcome, type LaneReport, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
 
-/** A run before it has a lane: everything but its number there. */
-export type TaskDraft = Omit<RunTask, 'id'>;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A run before it has a lane: its id and environment are set as it is sent (the draft is the message). */
+export type TaskDraft = Mutable<RunTask>;
 
 export interface LaneWaiter {
   resolve(outcome: RunOutcome): void;
@@ -19,7 +21,7 @@ export interface LaneWaiter {
 export class WorkerLane {
   readonly #port: MessagePort;
   readonly #waiting = new Map<number, LaneWaiter>();
-  #outbox: RunTask[] = [];
+  #outbox: TaskDraft[] = [];
   #transfer: MessagePort[] = [];
   #flushQueued = false;
   #nextId = 1;
@@ -42,14 +44,14 @@ export class WorkerLane {
 
   send(draft: TaskDraft, waiter: LaneWaiter): void {
     const id = this.#nextId++;
+    draft.id = id;
     // An inherited environment is a block that stays the same object until
     // environ changes: the worker keeps the last one it was sent.
-    let env = draft.env;
-    if (draft.spec.env === null) {
-      if (env === this.#envSent) env = SAME_ENV;
-      else this.#envSent = env;
+    if (draft.spec.env === undefined) {
+      if (draft.env === this.#envSent) draft.env = SAME_ENV;
+      else this.#envSent = draft.env;
     }
-    this.#outbox.push({ ...draft, id, env });
+    this.#outbox.push(draft);
     if (draft.port) this.#transfer.push(draft.port);
     if (this.#waiting.size === 0) this.#port.ref();
     this.#waiting.set(id, waiter);
@@ -84,11 +86,12 @@ export class WorkerLane {
       this.#lose(report.reason, report.withChild);
       return;
     }
-    for (let i = 0; i < report.ids.length; i++) {
-      const id = report.ids[i]!;
+    const { numbers, extras } = report;
+    for (let i = 0; i < extras.length; i++) {
+      const id = numbers[i * OUTCOME_FIELDS]!;
       const waiter = this.#waiting.get(id);
       this.#waiting.delete(id);
-      waiter?.resolve(report.outcomes[i]!);
+      waiter?.resolve(unpackOutcome(numbers, extras, i));
     }
     if (this.#waiting.size === 0) this.#port.unref();
     this.onIdle(this);

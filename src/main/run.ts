@@ -1,6 +1,6 @@
 import { MessageChannel, isMainThread, type MessagePort } from 'node:worker_threads';
 import { loadNativeAddon } from '../shared/native-addon.js';
-import { performance } from 'node:perf_hooks';
+import { sharedNow } from '../shared/clock.js';
 import * as Comlink from 'comlink';
 import { CommandError } from '../shared/errors.js';
 import { commandLine } from '../shared/quote.js';
@@ -16,6 +16,7 @@ import type { RunResult } from './result.js';
 import { RunningCommand, type RunHandle } from './running.js';
 import { attachPipes } from './pipes.js';
 import { rpcEndpoint } from '../shared/stream-frames.js';
+import { toWire } from '../shared/wire.js';
 import { Readable, Writable } from 'node:stream';
 
 export type { RunOptions } from './options.js';
@@ -37,18 +38,21 @@ function childEnv(spec: CommandSpec): readonly string[] | Uint8Array {
 }
 
 function makeTask(spec: CommandSpec, o: CheckedOptions, port: MessagePort | undefined): TaskDraft {
-  return {
-    spec,
+  // Only what differs from the defaults crosses: a clone pays per property.
+  const task: TaskDraft = {
+    id: 0,
+    spec: toWire(spec),
     env: childEnv(spec),
-    // Only a bare name is looked up; a process.env read is not free on the main thread.
-    searchPath: spec.binary.includes('/') ? undefined : process.env.PATH,
     parentCwd: process.cwd(),
-    timeoutMs: o.timeoutMs,
     killSignal: o.killSignal,
     killGraceMs: o.killGraceMs,
-    port,
-    postedAt: performance.timeOrigin + performance.now(),
+    postedAt: sharedNow(),
   };
+  // Only a bare name is looked up; a process.env read is not free on the main thread.
+  if (!spec.binary.includes('/')) task.searchPath = process.env.PATH;
+  if (o.timeoutMs !== undefined) task.timeoutMs = o.timeoutMs;
+  if (port !== undefined) task.port = port;
+  return task;
 }
 
 /** Under a dry run, pipes give the handler's output and swallow input. */

@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { CommandSpec } from './spec.js';
+import type { WireSpec } from './wire.js';
 
 /**
  * What crosses the thread boundary. Each worker has one lane: a port on
@@ -14,21 +14,21 @@ export const SAME_ENV = 0;
 export interface RunTask {
   /** The run's number on its lane, echoed in its outcome. */
   readonly id: number;
-  readonly spec: CommandSpec;
+  readonly spec: WireSpec;
   /**
    * The child's environment as K=V, resolved on the main thread at run(); or
    * as NUL-ended entries in one block; or SAME_ENV: the last block this lane carried.
    */
   readonly env: readonly string[] | Uint8Array | typeof SAME_ENV;
   /** The main thread's PATH at run(): bare names resolve on it. */
-  readonly searchPath: string | undefined;
+  readonly searchPath?: string | undefined;
   /** The main thread's cwd at run(), for relative binary paths. */
   readonly parentCwd: string;
-  readonly timeoutMs: number | undefined;
+  readonly timeoutMs?: number | undefined;
   readonly killSignal: number;
   readonly killGraceMs: number;
   /** Control channel (abort, spawn notification); only when a caller needs it. */
-  readonly port: MessagePort | undefined;
+  readonly port?: MessagePort | undefined;
   /** performance.timeOrigin + now() on the main thread when posted. */
   readonly postedAt: number;
 }
@@ -41,7 +41,7 @@ export type LaneRequest =
 
 /** worker → main, on the lane. */
 export type LaneReport =
-  | { readonly t: 'done'; readonly ids: readonly number[]; readonly outcomes: readonly RunOutcome[] }
+  | { readonly t: 'done'; readonly numbers: Float64Array; readonly extras: readonly (OutcomeExtras | 0)[] }
   /** The thread is dying: why, and which of its runs had a child (killed now). */
   | { readonly t: 'lost'; readonly reason: string; readonly withChild: readonly number[] };
 
@@ -70,6 +70,47 @@ export interface RunOutcome {
   readonly durationMs: number;
   readonly queueWaitMs: number;
   readonly spawnMs: number;
+}
+
+/** What an outcome holds beyond its numbers; most runs have none of it. */
+export type OutcomeExtras = Pick<RunOutcome, 'failure' | 'stdout' | 'stderr' | 'output' | 'stderrTail' | 'daemonPid'>;
+
+/**
+ * Outcomes cross as numbers, OUTCOME_FIELDS per run (its lane id, pid,
+ * rawStatus or -1, durationMs, queueWaitMs, spawnMs), in one Float64Array
+ * moved with the message, and an extras list (0 for a run with none): a
+ * structured clone of one object per outcome cost the main thread more
+ * than the rest of settling it.
+ */
+export const OUTCOME_FIELDS = 6;
+
+export function packOutcome(numbers: number[], extras: (OutcomeExtras | 0)[], id: number, o: RunOutcome): void {
+  numbers.push(id, o.pid, o.rawStatus ?? -1, o.durationMs, o.queueWaitMs, o.spawnMs);
+  const plain = o.failure === undefined && o.stdout === undefined && o.stderr === undefined && o.output === undefined &&
+    o.stderrTail === undefined && o.daemonPid === undefined;
+  extras.push(plain ? 0 : {
+    failure: o.failure, stdout: o.stdout, stderr: o.stderr, output: o.output, stderrTail: o.stderrTail, daemonPid: o.daemonPid,
+  });
+}
+
+/** The i-th outcome of a 'done' report. */
+export function unpackOutcome(numbers: Float64Array, extras: readonly (OutcomeExtras | 0)[], i: number): RunOutcome {
+  const at = i * OUTCOME_FIELDS;
+  const raw = numbers[at + 2]!;
+  const x = extras[i] || undefined;
+  return {
+    pid: numbers[at + 1]!,
+    rawStatus: raw < 0 ? undefined : raw,
+    failure: x?.failure,
+    stdout: x?.stdout,
+    stderr: x?.stderr,
+    output: x?.output,
+    stderrTail: x?.stderrTail,
+    daemonPid: x?.daemonPid,
+    durationMs: numbers[at + 3]!,
+    queueWaitMs: numbers[at + 4]!,
+    spawnMs: numbers[at + 5]!,
+  };
 }
 
 /** The outcome of a run that never had a child. */

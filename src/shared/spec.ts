@@ -105,5 +105,40 @@ export type SessionMode = 'inherit' | 'group' | 'session';
 
 export const DEFAULT_MAX_BUFFER = 128 * 1024 * 1024;
 
+/** An unwired stdin, stdout or stderr: one object, so a default is told by identity. */
+export const NULL_WIRING = Object.freeze({ kind: 'null' }) satisfies InputWiring & OutputWiring;
+
+/** No process attribute set: one object, so a default is told by identity. */
+export const NO_ATTRIBUTES: ProcessAttributes = Object.freeze({
+  umask: undefined, maxProcesses: undefined, maxFiles: undefined, maxMemLock: undefined, maxCoreSize: undefined,
+  uid: undefined, gid: undefined, clearCaps: false, allowedCaps: Object.freeze([]), noNewPrivileges: false,
+  parentDeathSignal: undefined, daemonize: false, pidFile: undefined, handshake: false,
+});
+
+/** `a` itself, or NO_ATTRIBUTES when it sets nothing. */
+export function sharedIfDefault(a: ProcessAttributes): ProcessAttributes {
+  for (const key in NO_ATTRIBUTES) {
+    const value = a[key as keyof ProcessAttributes];
+    if (value !== NO_ATTRIBUTES[key as keyof ProcessAttributes] && !(Array.isArray(value) && value.length === 0)) return a;
+  }
+  return NO_ATTRIBUTES;
+}
+
+/** What a Command that only names a binary and its arguments holds. */
+export const SPEC_DEFAULTS: Omit<CommandSpec, 'binary' | 'args'> = Object.freeze({
+  env: null,
+  cwd: undefined,
+  stdin: NULL_WIRING,
+  stdout: NULL_WIRING,
+  stderr: NULL_WIRING,
+  passFds: Object.freeze([]),
+  sendBuffers: Object.freeze([]),
+  rawStatus: false,
+  maxBuffer: DEFAULT_MAX_BUFFER,
+  nonblockingFds: false,
+  session: 'inherit',
+  attrs: NO_ATTRIBUTES,
+});
+
 /** How much of an uncaptured stderr is kept for the error message. */
 export const STDERR_TAIL_BYTES = 4096;

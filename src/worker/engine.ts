@@ -101,16 +101,19 @@ export interface FastChild {
   readonly pid: number;
   /** Sends a signal (to its group, if it leads one); from then on the run does not wait for EOF. */
   kill(signal: number): boolean;
-  /** Once reaped and its pipes drained (or abandoned, when it was killed). */
-  readonly done: Promise<FastRecord>;
 }
 
 export interface Engine {
   readonly name: 'native' | 'node';
   /** Rejects with SpawnFailure when the program could not be started. */
   spawn(plan: SpawnPlan): Promise<SpawnedChild>;
-  /** The same, with feeding, capture and reaping done in C; absent where the engine has no such path. */
-  spawnFast?(plan: SpawnPlan, io: FastIo): Promise<FastChild>;
+  /**
+   * The same, with feeding, capture and reaping done in C; absent where the
+   * engine has no such path. Throws SpawnFailure; `done` is called once the
+   * child is reaped and its pipes drained (or abandoned, once killed),
+   * always from the loop, never from inside this call.
+   */
+  spawnFast?(plan: SpawnPlan, io: FastIo, done: (record: FastRecord) => void): FastChild;
 }
 
 /** Signals a process group; false when it has no member left. */

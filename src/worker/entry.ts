@@ -5,7 +5,8 @@ import type { Engine } from './engine.js';
 import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
 import { Lane } from './lane.js';
-import { endAll, killAllNow, runChild, runsWithChild, type WorkerTask } from './run-child.js';
+import { endAll, fitsFastPath, killAllNow, runChild, runFastDirect, runsWithChild, type WorkerTask } from './run-child.js';
+import { fromWire } from '../shared/wire.js';
 
 /**
  * The pool's worker: runs many children at once. Runs arrive in batches on
@@ -32,9 +33,17 @@ function onRequest(request: LaneRequest): void {
 }
 
 function start(request: RunTask): void {
+  const spec = fromWire(request.spec);
   const env = request.env === SAME_ENV ? lastEnv : request.env;
-  if (request.spec.env === null) lastEnv = env;
-  const task: WorkerTask = { ...request, env };
+  if (spec.env === null) lastEnv = env;
+  const task: WorkerTask = {
+    id: request.id, spec, env, searchPath: request.searchPath, parentCwd: request.parentCwd, timeoutMs: request.timeoutMs,
+    killSignal: request.killSignal, killGraceMs: request.killGraceMs, port: request.port, postedAt: request.postedAt,
+  };
+  if (task.port === undefined && fitsFastPath(spec, engine)) {
+    runFastDirect(task, engine, lane);
+    return;
+  }
   runChild(task, engine).then(
     (outcome) => lane.complete(task.id, outcome),
     // runChild reports every failure of the run in its outcome; this would be a bug of ours.

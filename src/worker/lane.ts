@@ -1,5 +1,5 @@
 import { MessageChannel, parentPort, type MessagePort } from 'node:worker_threads';
-import { LANE_KEY, type LaneReport, type LaneRequest, type RunOutcome } from '../shared/protocol.js';
+import { LANE_KEY, packOutcome, type LaneReport, type LaneRequest, type OutcomeExtras, type RunOutcome } from '../shared/protocol.js';
 
 /**
  * The worker's end of its lane to the pool. Outcomes finished in one turn of
@@ -8,8 +8,8 @@ import { LANE_KEY, type LaneReport, type LaneRequest, type RunOutcome } from '..
  */
 export class Lane {
   readonly #port: MessagePort;
-  #ids: number[] = [];
-  #outcomes: RunOutcome[] = [];
+  #numbers: number[] = [];
+  #extras: (OutcomeExtras | 0)[] = [];
   #transfer: ArrayBuffer[] = [];
   #flushQueued = false;
   #silenced = false;
@@ -25,8 +25,7 @@ export class Lane {
 
   complete(id: number, outcome: RunOutcome): void {
     if (this.#silenced) return;
-    this.#ids.push(id);
-    this.#outcomes.push(outcome);
+    packOutcome(this.#numbers, this.#extras, id, outcome);
     for (const bytes of [outcome.stdout, outcome.stderr, outcome.output, outcome.stderrTail]) {
       if (bytes !== undefined && bytes.byteLength > 0 && !this.#transfer.includes(bytes.buffer as ArrayBuffer)) {
         this.#transfer.push(bytes.buffer as ArrayBuffer);
@@ -40,11 +39,13 @@ export class Lane {
 
   #flush(): void {
     this.#flushQueued = false;
-    if (this.#ids.length === 0) return;
-    const report: LaneReport = { t: 'done', ids: this.#ids, outcomes: this.#outcomes };
+    if (this.#extras.length === 0) return;
+    const numbers = new Float64Array(this.#numbers);
+    const report: LaneReport = { t: 'done', numbers, extras: this.#extras };
     const transfer = this.#transfer;
-    this.#ids = [];
-    this.#outcomes = [];
+    transfer.push(numbers.buffer);
+    this.#numbers = [];
+    this.#extras = [];
     this.#transfer = [];
     this.#port.postMessage(report, transfer);
   }

@@ -1,9 +1,11 @@
 import { statSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { sharedNow } from '../shared/clock.js';
 import { resolveBinary } from '../shared/resolve.js';
 import { STDERR_TAIL_BYTES, type CommandSpec } from '../shared/spec.js';
 import { unstarted, type RunOutcome, type RunTask, type WireFailure } from '../shared/protocol.js';
-import { SpawnFailure, type Engine, type FastChild, type FastIo, type SpawnPlan, type SpawnedChild } from './engine.js';
+import {
+  SpawnFailure, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan, type SpawnedChild,
+} from './engine.js';
 import { Capture, Tail } from './capture.js';
 import { closeHostFd } from './close-fd.js';
 import { ControlChannel } from './control.js';
@@ -14,9 +16,7 @@ import { FRAME, type Frame } from '../shared/stream-frames.js';
 import type { Writable } from 'node:stream';
 
 /** A run as the worker carries it out: its environment resolved (never SAME_ENV). */
-export type WorkerTask = Omit<RunTask, 'env'> & { readonly env: readonly string[] | Uint8Array };
-
-const now = () => performance.timeOrigin + performance.now();
+export type WorkerTask = Omit<RunTask, 'env' | 'spec'> & { readonly spec: CommandSpec; readonly env: readonly string[] | Uint8Array };
 
 /** Children never outlive the host: SIGKILL when the spawning worker thread (and so the host) is gone. */
 const CHILD_DEATH_SIGNAL = 9;
@@ -76,12 +76,17 @@ interface Timing {
   readonly queueWaitMs: number;
 }
 
+function timingOf(task: WorkerTask): Timing {
+  const startedAt = sharedNow();
+  return { startedAt, queueWaitMs: Math.max(0, startedAt - task.postedAt) };
+}
+
 function notStarted(timing: Timing, failure: WireFailure): RunOutcome {
-  return unstarted(failure, now() - timing.startedAt, timing.queueWaitMs);
+  return unstarted(failure, sharedNow() - timing.startedAt, timing.queueWaitMs);
 }
 
 /** Nothing about it needs a JS stream or the exec helper: the addon can carry it out alone. */
-function fitsFastPath(spec: CommandSpec, engine: Engine): boolean {
+export function fitsFastPath(spec: CommandSpec, engine: Engine): boolean {
   return engine.spawnFast !== undefined && spec.stdin.kind !== 'pipe' && spec.stdout.kind !== 'pipe' &&
     spec.stderr.kind !== 'pipe' && !spec.attrs.daemonize && !spec.attrs.handshake;
 }
@@ -97,37 +102,52 @@ function fastIo(spec: CommandSpec): FastIo {
   };
 }
 
-/** Spawn, or say why not, with the code run() will reject with. */
-async function start<T>(task: WorkerTask, control: ControlChannel, launch: (plan: SpawnPlan) => Promise<T>): Promise<T | WireFailure> {
+const noCwd = (cwd: string): WireFailure => ({ code: 'ENOCWD', message: `working directory ${cwd} does not exist` });
+
+/** The program's path, or why the run cannot start (checked before any clone). */
+function precheck(task: WorkerTask, control: ControlChannel | undefined): string | WireFailure {
   const { spec } = task;
   const file = resolveBinary(spec.binary, task.searchPath, task.parentCwd);
   if (typeof file !== 'string') return file;
-  if (spec.cwd !== undefined && !isDirectory(spec.cwd)) {
-    return { code: 'ENOCWD', message: `working directory ${spec.cwd} does not exist` };
-  }
-  if (control.pendingAbort) return { code: 'EABORTED', message: 'aborted before it was spawned' };
+  if (spec.cwd !== undefined && !isDirectory(spec.cwd)) return noCwd(spec.cwd);
+  if (control?.pendingAbort) return { code: 'EABORTED', message: 'aborted before it was spawned' };
   if (destroyed) return { code: 'EPOOLCLOSED', message: 'the pool was destroyed' };
+  return file;
+}
+
+function planFor(task: WorkerTask, file: string): SpawnPlan {
+  const { spec } = task;
+  return {
+    file,
+    argv: [spec.binary, ...spec.args],
+    env: task.env,
+    cwd: spec.cwd,
+    stdio: stdioPlan(spec),
+    keepFds: spec.passFds.length === 0 ? NO_FDS : spec.passFds.map((p) => p.fd),
+    sendFds: spec.sendBuffers.length === 0 ? NO_FDS : spec.sendBuffers.map((b) => b.fd),
+    parentDeathSignal: spec.attrs.parentDeathSignal ?? CHILD_DEATH_SIGNAL,
+    session: spec.session,
+    attrs: spec.attrs,
+  };
+}
+const NO_FDS: readonly number[] = Object.freeze([]);
+
+/** Whatever an engine throws is this run's failure, never the worker's. */
+function launchFailure(err: unknown, spec: CommandSpec, file: string): WireFailure {
+  const code = err instanceof SpawnFailure ? err.code : ((err as NodeJS.ErrnoException).code ?? 'ESPAWN');
+  // The directory may have gone between the check and the exec.
+  if (code === 'ENOENT' && spec.cwd !== undefined && !isDirectory(spec.cwd)) return noCwd(spec.cwd);
+  return { code, message: `cannot execute ${file}: ${(err as Error).message}` };
+}
+
+/** Spawn, or say why not, with the code run() will reject with. */
+async function start<T>(task: WorkerTask, control: ControlChannel, launch: (plan: SpawnPlan) => Promise<T>): Promise<T | WireFailure> {
+  const file = precheck(task, control);
+  if (typeof file !== 'string') return file;
   try {
-    return await launch({
-      file,
-      argv: [spec.binary, ...spec.args],
-      env: task.env,
-      cwd: spec.cwd,
-      stdio: stdioPlan(spec),
-      keepFds: spec.passFds.map((p) => p.fd),
-      sendFds: spec.sendBuffers.map((b) => b.fd),
-      parentDeathSignal: spec.attrs.parentDeathSignal ?? CHILD_DEATH_SIGNAL,
-      session: spec.session,
-      attrs: spec.attrs,
-    });
+    return await launch(planFor(task, file));
   } catch (err) {
-    // Whatever an engine throws is this run's failure, never the worker's.
-    const code = err instanceof SpawnFailure ? err.code : ((err as NodeJS.ErrnoException).code ?? 'ESPAWN');
-    // The directory may have gone between the check and the exec.
-    if (code === 'ENOENT' && spec.cwd !== undefined && !isDirectory(spec.cwd)) {
-      return { code: 'ENOCWD', message: `working directory ${spec.cwd} does not exist` };
-    }
-    return { code, message: `cannot execute ${file}: ${(err as Error).message}` };
+    return launchFailure(err, task.spec, file);
   }
 }
 
@@ -150,18 +170,59 @@ function bridgePipes(spec: CommandSpec, child: SpawnedChild, control: ControlCha
   return [...outputs.values()];
 }
 
+/** Where a run's outcome goes: the lane. */
+export interface Completions {
+  complete(id: number, outcome: RunOutcome): void;
+}
+
+/**
+ * A fast-path run without a control port (run() with no AbortSignal, the
+ * common case): no promise and no channel, one callback from the addon.
+ */
+export function runFastDirect(task: WorkerTask, engine: Engine, lane: Completions): void {
+  const timing = timingOf(task);
+  const { spec } = task;
+  let child: FastChild;
+  try {
+    const file = precheck(task, undefined);
+    if (typeof file !== 'string') return lane.complete(task.id, notStarted(timing, file));
+    try {
+      child = engine.spawnFast!(planFor(task, file), fastIo(spec), (record) => {
+        clearTimeout(timer);
+        ending.settle();
+        live.delete(ending);
+        lane.complete(task.id, fastOutcome(task, child.pid, record, ending, timing, spawnMs));
+      });
+    } catch (err) {
+      return lane.complete(task.id, notStarted(timing, launchFailure(err, spec, file)));
+    }
+  } finally {
+    closeParentFds(spec);
+  }
+  // The addon reports from this thread's loop, never from inside spawnFast().
+  const spawnMs = sharedNow() - timing.startedAt;
+  const { ending, timer } = endingFor(task, child);
+}
+
+/** A run that can be raced by a callback: spawnFast's record as a promise. */
+function spawnFastAwaitable(engine: Engine, plan: SpawnPlan, io: FastIo): FastChild & { readonly done: Promise<FastRecord> } {
+  let settle!: (record: FastRecord) => void;
+  const done = new Promise<FastRecord>((resolve) => (settle = resolve));
+  const child = engine.spawnFast!(plan, io, (record) => settle(record));
+  return { pid: child.pid, kill: child.kill, done };
+}
+
 /**
  * One run in a worker: resolve, spawn, feed, capture, end, reap. Every path
  * out of here has reaped the child and released the control port.
  */
 export async function runChild(task: WorkerTask, engine: Engine): Promise<RunOutcome> {
-  const startedAt = now();
-  const timing: Timing = { startedAt, queueWaitMs: Math.max(0, startedAt - task.postedAt) };
+  const timing = timingOf(task);
   const control = new ControlChannel(task.port);
   try {
     if (fitsFastPath(task.spec, engine)) {
       const io = fastIo(task.spec);
-      const started = await start(task, control, (plan) => engine.spawnFast!(plan, io)).finally(() => closeParentFds(task.spec));
+      const started = await start(task, control, async (plan) => spawnFastAwaitable(engine, plan, io)).finally(() => closeParentFds(task.spec));
       if (!('pid' in started)) return notStarted(timing, started);
       return await superviseFast(task, started, control, timing);
     }
@@ -173,7 +234,7 @@ export async function runChild(task: WorkerTask, engine: Engine): Promise<RunOut
   }
 }
 
-/** What every run does once it has a child: the one way to end it, timeout and abort wired to it. */
+/** What every run does once it has a child: the one way to end it, the timeout wired to it. */
 function endingFor(task: WorkerTask, child: Pick<SpawnedChild, 'kill'>, onTimeout?: () => void) {
   const ending = new Ending(child, task.killSignal, task.killGraceMs);
   live.set(ending, task.id);
@@ -182,41 +243,51 @@ function endingFor(task: WorkerTask, child: Pick<SpawnedChild, 'kill'>, onTimeou
     ending.request('ETIMEDOUT', `timed out after ${task.timeoutMs} ms`);
     onTimeout?.();
   }, task.timeoutMs);
-  const abort = (signal?: number) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal);
-  return { ending, timer, abort };
+  return { ending, timer };
 }
 
-/** The fast path: the addon feeds, captures and reaps; this side keeps the timers and the reasons. */
-async function superviseFast(task: WorkerTask, child: FastChild, control: ControlChannel, timing: Timing): Promise<RunOutcome> {
-  const { spec } = task;
-  const spawnMs = now() - timing.startedAt;
-  const { ending, timer, abort } = endingFor(task, child);
-  control.started(child.pid, abort);
+/** Aborts from the control port go to the ending (and one that came before the spawn is applied now). */
+function wireAbort(task: WorkerTask, control: ControlChannel, pid: number, ending: Ending, helper?: HelperChannel): void {
+  const abort = (signal?: number) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal);
+  control.started(pid, abort, helper);
   if (control.pendingAbort) abort(control.pendingAbort.signal);
-  const record = await child.done;
-  clearTimeout(timer);
-  ending.settle();
-  live.delete(ending);
+}
+
+function fastOutcome(task: WorkerTask, pid: number, record: FastRecord, ending: Ending, timing: Timing, spawnMs: number): RunOutcome {
+  const { spec } = task;
+  const lost = record.rawStatus < 0 ? { code: 'ECHILD', message: 'its exit status was lost (reaped elsewhere)' } : undefined;
   const overflow = record.overflowed ? { code: 'EMAXBUFFER', message: `output went past maxBuffer (${spec.maxBuffer} bytes)` } : undefined;
   const combined = spec.stdout.kind === 'combined';
   return {
-    pid: child.pid,
-    rawStatus: record.rawStatus,
-    failure: ending.reason ?? overflow,
+    pid,
+    rawStatus: record.rawStatus < 0 ? undefined : record.rawStatus,
+    failure: ending.reason ?? overflow ?? lost,
     stdout: combined ? undefined : record.stdout,
     output: combined ? record.stdout : undefined,
     stderr: record.stderr,
     stderrTail: record.stderrTail,
-    durationMs: now() - timing.startedAt,
+    durationMs: sharedNow() - timing.startedAt,
     queueWaitMs: timing.queueWaitMs,
     spawnMs,
   };
 }
 
+/** The fast path with a control port: the addon feeds, captures and reaps; this side keeps the timers and the reasons. */
+async function superviseFast(task: WorkerTask, child: FastChild & { readonly done: Promise<FastRecord> }, control: ControlChannel, timing: Timing): Promise<RunOutcome> {
+  const spawnMs = sharedNow() - timing.startedAt;
+  const { ending, timer } = endingFor(task, child);
+  wireAbort(task, control, child.pid, ending);
+  const record = await child.done;
+  clearTimeout(timer);
+  ending.settle();
+  live.delete(ending);
+  return fastOutcome(task, child.pid, record, ending, timing, spawnMs);
+}
+
 async function supervise(task: WorkerTask, child: SpawnedChild, control: ControlChannel, timing: Timing): Promise<RunOutcome> {
   const { spec } = task;
-  const spawnMs = now() - timing.startedAt;
-  const { ending, timer, abort } = endingFor(task, child, () => {
+  const spawnMs = sharedNow() - timing.startedAt;
+  const { ending, timer } = endingFor(task, child, () => {
     // Also what a daemon has not read by then: its run ends now.
     for (const pipe of child.sendPipes) pipe.destroy();
   });
@@ -230,8 +301,7 @@ async function supervise(task: WorkerTask, child: SpawnedChild, control: Control
   const tail = child.stderr && spec.stderr.kind === 'null' ? new Tail(child.stderr, STDERR_TAIL_BYTES) : undefined;
   const pipes = bridgePipes(spec, child, control);
 
-  control.started(child.pid, abort, child.helper);
-  if (control.pendingAbort) abort(control.pendingAbort.signal);
+  wireAbort(task, control, child.pid, ending, child.helper);
 
   const rawStatus = await child.exited;
   // A daemon's run also covers its send buffers (below); any other ends here.
@@ -264,7 +334,7 @@ async function supervise(task: WorkerTask, child: SpawnedChild, control: Control
     output: combined ? captured : undefined,
     stderr: stderr?.bytes(),
     stderrTail: tail?.bytes(),
-    durationMs: now() - timing.startedAt,
+    durationMs: sharedNow() - timing.startedAt,
     queueWaitMs: timing.queueWaitMs,
     spawnMs,
   };

@@ -5,6 +5,7 @@ import {
   type SpawnFlags,
 } from '../../shared/native-addon.js';
 import type { WireFailure } from '../../shared/protocol.js';
+import { NO_ATTRIBUTES } from '../../shared/spec.js';
 import {
   SpawnFailure, killGroup, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan,
   type SpawnedChild, type StdioPlan,
@@ -41,6 +42,8 @@ const attributeTable = (addon: NativeAddon): readonly AttributeEntry[] => (table
 /** What attrs.h applies, under its names; the groups are looked up here, before clone. */
 function attributeFlags(addon: NativeAddon, plan: SpawnPlan): SpawnFlags {
   const a = plan.attrs;
+  // Most runs set no attribute: their flags are the death signal alone.
+  if (a === NO_ATTRIBUTES) return { parentDeathSignal: plan.parentDeathSignal };
   // libvirt's rule: a non-root uid loses every cap but the allowed, bounding set included.
   const restrict = a.clearCaps || a.allowedCaps.length > 0 || (a.uid !== undefined && a.uid !== 0);
   const values: Record<string, unknown> = {
@@ -229,6 +232,7 @@ function asFailure(err: unknown): unknown {
 
 /** spawn()'s flags: the attributes, the moved fds, the session. */
 function childFlags(flags: SpawnFlags, moves: number[], session: SpawnPlan['session']): SpawnFlags {
+  if (moves.length === 0 && session === 'inherit') return flags;
   return {
     ...flags,
     ...(moves.length > 0 ? { moveFds: moves } : {}),
@@ -245,9 +249,9 @@ function openRunner(addon: NativeAddon): NativeRunner {
   runner ??= addon.runnerOpen((records: RunnerRecords) => {
     for (let i = 0; i < records.length; i += RUNNER_RECORD_FIELDS) {
       const id = records[i] as number;
-      const settle = runnerWaiting.get(id);
+      const done = runnerWaiting.get(id);
       runnerWaiting.delete(id);
-      settle?.({
+      done?.({
         rawStatus: records[i + 1] as number,
         overflowed: records[i + 2] as boolean,
         stdout: records[i + 3] as Uint8Array | undefined,
@@ -363,7 +367,7 @@ export const nativeEngine: Engine = {
    * input and send buffers, reads the captures and the stderr tail, reaps,
    * and reports; JS keeps the timers and the reasons.
    */
-  async spawnFast(plan: SpawnPlan, io: FastIo): Promise<FastChild> {
+  spawnFast(plan: SpawnPlan, io: FastIo, done: (record: FastRecord) => void): FastChild {
     const addon = loadedAddon();
     let flags: SpawnFlags;
     try {
@@ -392,7 +396,7 @@ export const nativeEngine: Engine = {
       throw asFailure(err);
     }
     extra.closeChildEnds();
-    const done = new Promise<FastRecord>((resolve) => runnerWaiting.set(id, resolve));
-    return { pid, kill: (signal) => addon.runnerKill(r, id, signal), done };
+    runnerWaiting.set(id, done);
+    return { pid, kill: (signal) => addon.runnerKill(r, id, signal) };
   },
 };

@@ -228,16 +228,6 @@ static int js_int_array(napi_env env, napi_value v, const char *what, int **out,
   return rc;
 }
 
-/* flags.<name>, a boolean: false when undefined. */
-static int js_flag(napi_env env, napi_value flags, const char *name, bool *out) {
-  napi_value v;
-  napi_valuetype t;
-  if (napi_get_named_property(env, flags, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
-  if (t == napi_undefined) return 0;
-  if (t != napi_boolean) return throw_type(env, name, "a boolean");
-  return napi_get_value_bool(env, v, out) == napi_ok ? 0 : -1;
-}
-
 static int throw_attr_range(napi_env env, const struct attr_desc *d) {
   char message[128];
   snprintf(message, sizeof message, "%s must be %s from %lld to %lld", d->name,
@@ -245,35 +235,77 @@ static int throw_attr_range(napi_env env, const struct attr_desc *d) {
   return throw_range(env, message);
 }
 
-/* The front end of attrs.h's parser for JS: flags.<name> for each entry
-   of the attribute table, converted by its kind and stored by attr_set(). */
-static int parse_attrs(napi_env env, napi_value flags, struct proc_attrs *a) {
-  proc_attrs_init(a);
-  for (int i = 0; i < ATTR_COUNT; i++) {
-    const struct attr_desc *d = &attr_table[i];
-    napi_value v;
-    napi_valuetype t;
-    double one, *values = &one;
-    uint32_t n = 1;
-    bool b;
-    if (napi_get_named_property(env, flags, d->name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
-    if (t == napi_undefined) continue;
-    if (d->kind == ATTR_BOOL) {
-      if (t != napi_boolean) return throw_type(env, d->name, "a boolean");
-      if (napi_get_value_bool(env, v, &b) != napi_ok) return -1;
-      one = b;
-    } else if (d->kind == ATTR_LIST) {
-      if (js_number_array(env, v, d->name, &values, &n) != 0) {
-        free(values);
-        return -1;
-      }
-    } else if (t != napi_number || napi_get_value_double(env, v, &one) != napi_ok) {
-      return throw_type(env, d->name, "a number");
+/* One attribute from JS, converted by its kind and stored by attr_set(). */
+static int parse_attr(napi_env env, const struct attr_desc *d, napi_value v, napi_valuetype t, struct proc_attrs *a) {
+  double one, *values = &one;
+  uint32_t n = 1;
+  bool b;
+  if (d->kind == ATTR_BOOL) {
+    if (t != napi_boolean) return throw_type(env, d->name, "a boolean");
+    if (napi_get_value_bool(env, v, &b) != napi_ok) return -1;
+    one = b;
+  } else if (d->kind == ATTR_LIST) {
+    if (js_number_array(env, v, d->name, &values, &n) != 0) {
+      free(values);
+      return -1;
     }
-    int rc = n > INT_MAX ? ERANGE : attr_set(a, d, values, (int)n);
-    if (values != &one) free(values);
-    if (rc == ERANGE) return throw_attr_range(env, d);
-    if (rc != 0) return throw_errno(env, rc, "malloc");
+  } else if (t != napi_number || napi_get_value_double(env, v, &one) != napi_ok) {
+    return throw_type(env, d->name, "a number");
+  }
+  int rc = n > INT_MAX ? ERANGE : attr_set(a, d, values, (int)n);
+  if (values != &one) free(values);
+  if (rc == ERANGE) return throw_attr_range(env, d);
+  if (rc != 0) return throw_errno(env, rc, "malloc");
+  return 0;
+}
+
+static const struct attr_desc *attr_named(const char *name) {
+  for (int i = 0; i < ATTR_COUNT; i++)
+    if (strcmp(attr_table[i].name, name) == 0) return &attr_table[i];
+  return NULL;
+}
+
+/* The keys of spawn()'s flags that are not process attributes. */
+struct job_flags {
+  bool setsid, setpgid;
+  napi_value move_fds;           /* NULL when not given */
+};
+
+/* The front end of attrs.h's parser for JS. Only the keys the object has
+   are read: a plain run's flags hold one or two, and a lookup by name per
+   entry of the table (a V8 string made for each) cost more than the rest of
+   the parsing. A key nobody knows is refused, not ignored. `job` NULL:
+   attributes only. */
+static int parse_flags(napi_env env, napi_value flags, struct proc_attrs *a, struct job_flags *job) {
+  napi_value keys;
+  uint32_t nkeys;
+  proc_attrs_init(a);
+  if (napi_get_all_property_names(env, flags, napi_key_own_only, napi_key_enumerable | napi_key_skip_symbols,
+                                  napi_key_numbers_to_strings, &keys) != napi_ok ||
+      napi_get_array_length(env, keys, &nkeys) != napi_ok)
+    return -1;
+  for (uint32_t i = 0; i < nkeys; i++) {
+    napi_value key, v;
+    napi_valuetype t;
+    char name[32];
+    size_t len;
+    if (napi_get_element(env, keys, i, &key) != napi_ok || napi_get_value_string_utf8(env, key, name, sizeof name, &len) != napi_ok ||
+        napi_get_property(env, flags, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok)
+      return -1;
+    if (t == napi_undefined) continue;
+    const struct attr_desc *d = len < sizeof name - 1 ? attr_named(name) : NULL;
+    if (d != NULL) {
+      if (parse_attr(env, d, v, t, a) != 0) return -1;
+    } else if (job != NULL && (strcmp(name, "setsid") == 0 || strcmp(name, "setpgid") == 0)) {
+      if (t != napi_boolean) return throw_type(env, name, "a boolean");
+      if (napi_get_value_bool(env, v, strcmp(name, "setsid") == 0 ? &job->setsid : &job->setpgid) != napi_ok) return -1;
+    } else if (job != NULL && strcmp(name, "moveFds") == 0) {
+      job->move_fds = v;
+    } else {
+      char what[48];
+      snprintf(what, sizeof what, "flags.%s", name);
+      return throw_type(env, what, "absent: it is not a flag spawn() knows");
+    }
   }
   return 0;
 }
@@ -388,12 +420,9 @@ static int js_envp(napi_env env, napi_value v, char ***out) {
 }
 
 /* flags.moveFds: [source, target, source, target, ...]. */
-static int parse_moves(napi_env env, napi_value flags, struct spawn_job *j) {
-  napi_value list;
-  napi_valuetype t;
+static int parse_moves(napi_env env, napi_value list, struct spawn_job *j) {
   uint32_t n = 0;
-  if (napi_get_named_property(env, flags, "moveFds", &list) != napi_ok || napi_typeof(env, list, &t) != napi_ok) return -1;
-  if (t == napi_undefined) return 0;
+  if (list == NULL) return 0;
   if (js_int_array(env, list, "moveFds", &j->move, &n) != 0) return -1;
   if (n % 2 != 0) return throw_type(env, "moveFds", "pairs of integers (source, target)");
   j->nmove = n / 2;
@@ -404,7 +433,7 @@ int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) 
   struct child_plan *p = &j->plan;
   napi_valuetype t;
   int *stdio = NULL;
-  bool setsid = false, setpgid = false;
+  struct job_flags jf = { false, false, NULL };
   uint32_t nstdio = 0;
   if (argc < 7) return throw_type(env, "spawn()", "called with 7 arguments");
   if (js_string(env, argv[0], "file", &p->file) || js_string_array(env, argv[1], "argv", &p->argv) ||
@@ -422,9 +451,9 @@ int parse_job(napi_env env, size_t argc, napi_value *argv, struct spawn_job *j) 
       return throw_range(env, "stdio: -1 null, -2 pipe, -3 (fd 2 only) as stdout, or an fd");
   }
   if (napi_typeof(env, argv[6], &t) != napi_ok || t != napi_object) return throw_type(env, "flags", "an object");
-  if (js_flag(env, argv[6], "setsid", &setsid) || js_flag(env, argv[6], "setpgid", &setpgid)) return -1;
-  p->session = setsid ? SESSION_NEW : setpgid ? SESSION_GROUP : SESSION_KEEP;
-  return parse_moves(env, argv[6], j) || parse_attrs(env, argv[6], &p->attrs);
+  if (parse_flags(env, argv[6], &p->attrs, &jf) != 0) return -1;
+  p->session = jf.setsid ? SESSION_NEW : jf.setpgid ? SESSION_GROUP : SESSION_KEEP;
+  return parse_moves(env, jf.move_fds, j);
 }
 
 /* Every fd the caller names must be open now: otherwise /dev/null or a pipe
@@ -450,10 +479,12 @@ static int check_fds(napi_env env, const struct spawn_job *j) {
 }
 
 static int open_stdio(napi_env env, struct thread_state *st, struct spawn_job *j) {
+  int devnull = -1;   /* checked once per spawn, however many slots get it */
   for (int slot = 0; slot < 3; slot++) {
     int spec = j->spec[slot];
     if (spec == -1) {
-      if ((j->stdio[slot] = thread_devnull(st)) < 0) return throw_errno(env, errno, "open");
+      if (devnull < 0 && (devnull = thread_devnull(st)) < 0) return throw_errno(env, errno, "open");
+      j->stdio[slot] = devnull;
     } else if (spec == -2) {
       int fds[2];
       if (pipe2(fds, O_CLOEXEC) != 0) return throw_errno(env, errno, "pipe2");
@@ -841,7 +872,7 @@ static napi_value ParsedAttributes(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, &flags, NULL, NULL) != napi_ok) return NULL;
   if (argc < 1 || napi_typeof(env, flags, &t) != napi_ok || t != napi_object) return throw_type(env, "flags", "an object"), NULL;
   struct proc_attrs a;
-  if (parse_attrs(env, flags, &a) == 0) {
+  if (parse_flags(env, flags, &a, NULL) == 0) {
     size_t len = attrs_format(&a, NULL, 0);
     char *text = malloc(len + 1);
     if (text == NULL) throw_errno(env, ENOMEM, "malloc");
