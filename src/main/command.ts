@@ -6,7 +6,9 @@ import { commandLine, type CommandLineOptions } from '../shared/quote.js';
 import {
   DEFAULT_MAX_BUFFER,
   CAPABILITIES,
+  NO_ATTRIBUTES,
   NULL_WIRING,
+  SPEC_DEFAULTS,
   sharedIfDefault,
   type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SendBuffer, type SessionMode,
 } from '../shared/spec.js';
@@ -50,7 +52,8 @@ export class Command {
   #stdin: InputWiring = NULL_WIRING;
   #stdout: OutputWiring = NULL_WIRING;
   #stderr: OutputWiring = NULL_WIRING;
-  #passFds = new Map<number, PassedFd>();
+  /** Made on first use, as the caps' set: most commands pass no fd. */
+  #passFds: Map<number, PassedFd> | undefined;
   #rawStatus = false;
   #maxBuffer = DEFAULT_MAX_BUFFER;
   #nonblocking = false;
@@ -64,7 +67,7 @@ export class Command {
   #uid: number | undefined;
   #gid: number | undefined;
   #clearCaps = false;
-  #allowedCaps = new Set<number>();
+  #allowedCaps: Set<number> | undefined;
   #noNewPrivileges = false;
   #parentDeathSignal: number | undefined;
   #daemonize = false;
@@ -233,7 +236,7 @@ export class Command {
     } else {
       throw invalidArgument('allowCap()', `capability must be a name such as 'CAP_NET_ADMIN' or a number from 0 to 63, got ${String(cap)}`, this.#binary);
     }
-    this.#allowedCaps.add(num);
+    (this.#allowedCaps ??= new Set()).add(num);
     return this;
   }
 
@@ -316,8 +319,8 @@ export class Command {
     if (this.#sendBuffers.some((b) => b.fd === fd)) {
       throw invalidArgument('passFd()', `the child's fd ${fd} is already a sendBuffer() pipe: pass fds before sending buffers`, this.#binary);
     }
-    const closeParent = Boolean(opts.closeParent) || Boolean(this.#passFds.get(fd)?.closeParent);
-    this.#passFds.set(fd, { fd, closeParent });
+    const closeParent = Boolean(opts.closeParent) || Boolean(this.#passFds?.get(fd)?.closeParent);
+    (this.#passFds ??= new Map()).set(fd, { fd, closeParent });
     return this;
   }
 
@@ -332,7 +335,7 @@ export class Command {
   sendBuffer(data: string | Uint8Array): number {
     const bytes = toBytes('sendBuffer()', data, this.#binary);
     let fd = 3;
-    while (this.#passFds.has(fd) || this.#sendBuffers.some((b) => b.fd === fd)) fd++;
+    while (this.#passFds?.has(fd) || this.#sendBuffers.some((b) => b.fd === fd)) fd++;
     this.#sendBuffers.push({ fd, data: bytes });
     return fd;
   }
@@ -494,8 +497,8 @@ export class Command {
       stdin: this.#stdin,
       stdout: this.#stdout,
       stderr: this.#stderr,
-      passFds: [...this.#passFds.values()],
-      sendBuffers: [...this.#sendBuffers],
+      passFds: this.#passFds ? [...this.#passFds.values()] : SPEC_DEFAULTS.passFds,
+      sendBuffers: this.#sendBuffers.length > 0 ? [...this.#sendBuffers] : SPEC_DEFAULTS.sendBuffers,
       rawStatus: this.#rawStatus,
       maxBuffer: this.#maxBuffer,
       nonblockingFds: this.#nonblocking,
@@ -509,7 +512,7 @@ export class Command {
         uid: this.#uid,
         gid: this.#gid,
         clearCaps: this.#clearCaps,
-        allowedCaps: [...this.#allowedCaps],
+        allowedCaps: this.#allowedCaps ? [...this.#allowedCaps] : NO_ATTRIBUTES.allowedCaps,
         noNewPrivileges: this.#noNewPrivileges,
         parentDeathSignal: this.#parentDeathSignal,
         daemonize: this.#daemonize,

@@ -1,9 +1,10 @@
-import type { MessagePort } from 'node:worker_threads';
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { OUTCOME_FIELDS, SAME_ENV, unpackOutcome, type LaneReport, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
+import { encodeTask, type WireTask } from '../shared/wire.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** A run before it has a lane: its id and environment are set as it is sent (the draft is the message). */
+/** A run before it has a lane: its id is set as it is sent. */
 export type TaskDraft = Mutable<RunTask>;
 
 export interface LaneWaiter {
@@ -21,7 +22,7 @@ export interface LaneWaiter {
 export class WorkerLane {
   readonly #port: MessagePort;
   readonly #waiting = new Map<number, LaneWaiter>();
-  #outbox: TaskDraft[] = [];
+  #outbox: WireTask[] = [];
   #transfer: MessagePort[] = [];
   #flushQueued = false;
   #nextId = 1;
@@ -31,7 +32,15 @@ export class WorkerLane {
 
   constructor(port: MessagePort, private readonly onIdle: (lane: WorkerLane) => void, private readonly onLost: (lane: WorkerLane) => void) {
     this.#port = port;
-    port.on('message', (report: LaneReport) => this.#onReport(report));
+    port.on('message', (report: LaneReport) => {
+      this.#onReport(report);
+      // Reports that queued meanwhile are taken here: each one dispatched as
+      // a 'message' event cost an event object, a callback scope and a
+      // microtask checkpoint, as much as settling the runs it carries.
+      for (let next = receiveMessageOnPort(port); next !== undefined; next = receiveMessageOnPort(port)) {
+        this.#onReport(next.message as LaneReport);
+      }
+    });
     port.on('close', () => this.#lose('the worker thread exited', []));
     // Referenced only while runs are out: an idle pool lets the process exit.
     port.unref();
@@ -47,11 +56,12 @@ export class WorkerLane {
     draft.id = id;
     // An inherited environment is a block that stays the same object until
     // environ changes: the worker keeps the last one it was sent.
-    if (draft.spec.env === undefined) {
-      if (draft.env === this.#envSent) draft.env = SAME_ENV;
-      else this.#envSent = draft.env;
+    let env = draft.env;
+    if (draft.spec.env === null) {
+      if (env === this.#envSent) env = SAME_ENV;
+      else this.#envSent = env;
     }
-    this.#outbox.push(draft);
+    this.#outbox.push(encodeTask(draft, env));
     if (draft.port) this.#transfer.push(draft.port);
     if (this.#waiting.size === 0) this.#port.ref();
     this.#waiting.set(id, waiter);

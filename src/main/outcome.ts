@@ -21,43 +21,43 @@ function tailText(bytes: Uint8Array | undefined): string {
  * status (and, for a signal, for the raw status).
  */
 export function settle(spec: CommandSpec, outcome: RunOutcome, command: () => string, wantStatus: boolean): RunResult {
-  const stdout = lazy(outcome.stdout, spec.stdout, 'capture');
-  const stderr = lazy(outcome.stderr, spec.stderr, 'capture');
-  const output = lazy(outcome.output, spec.stdout, 'combined');
   const raw = outcome.rawStatus;
-  const pid = outcome.pid === 0 ? undefined : outcome.pid;
-
-  const fail = (code: string, message: string): never => {
-    throw new CommandError(code, message, {
-      command: command(), pid,
-      exitStatus: raw === undefined ? undefined : exitStatus(raw),
-      signal: raw === undefined ? undefined : termSignal(raw),
-      stdout: stdout?.value, stderr: stderr?.value, output: output?.value,
-    });
-  };
-  const tail = () => tailText(outcome.stderrTail ?? outcome.stderr ?? outcome.output);
-
-  if (outcome.failure) {
-    const { code, message } = outcome.failure;
-    return pid === undefined
-      ? fail(code, `Cannot run ${command()}: ${message}`)
-      : fail(code, endingMessage(command(), message, tail()));
-  }
-  if (raw === undefined) return fail('ESPAWN', `Cannot run ${command()}: no status`);
-
-  const signal = termSignal(raw);
-  if (!exitedNormally(raw)) {
-    if (!(wantStatus && spec.rawStatus)) fail('ESIGNAL', endingMessage(command(), `killed by signal ${signal}`, tail()));
-  } else if (exitStatus(raw) !== 0 && !wantStatus) {
-    fail('EEXIT', endingMessage(command(), `exited with status ${exitStatus(raw)}`, tail()));
-  }
+  const resolves = outcome.failure === undefined && raw !== undefined &&
+    (exitedNormally(raw) ? wantStatus || exitStatus(raw) === 0 : wantStatus && spec.rawStatus);
+  if (!resolves) throw failure(spec, outcome, command);
   return new CompletedRun({
     pid: outcome.pid,
     status: spec.rawStatus ? raw : exitStatus(raw)!,
-    signal,
-    stdout, stderr, output,
+    signal: termSignal(raw),
+    stdout: lazy(outcome.stdout, spec.stdout, 'capture'),
+    stderr: lazy(outcome.stderr, spec.stderr, 'capture'),
+    output: lazy(outcome.output, spec.stdout, 'combined'),
     durationMs: outcome.durationMs,
     command,
     daemonPid: outcome.daemonPid,
   });
+}
+
+/** Why settle() rejects: the error, with what the run left (status, signal, captures, stderr's tail). */
+function failure(spec: CommandSpec, outcome: RunOutcome, command: () => string): CommandError {
+  const raw = outcome.rawStatus;
+  const pid = outcome.pid === 0 ? undefined : outcome.pid;
+  const error = (code: string, message: string) => new CommandError(code, message, {
+    command: command(), pid,
+    exitStatus: raw === undefined ? undefined : exitStatus(raw),
+    signal: raw === undefined ? undefined : termSignal(raw),
+    stdout: lazy(outcome.stdout, spec.stdout, 'capture')?.value,
+    stderr: lazy(outcome.stderr, spec.stderr, 'capture')?.value,
+    output: lazy(outcome.output, spec.stdout, 'combined')?.value,
+  });
+  const tail = tailText(outcome.stderrTail ?? outcome.stderr ?? outcome.output);
+
+  if (outcome.failure) {
+    const { code, message } = outcome.failure;
+    return pid === undefined ? error(code, `Cannot run ${command()}: ${message}`) : error(code, endingMessage(command(), message, tail));
+  }
+  if (raw === undefined) return error('ESPAWN', `Cannot run ${command()}: no status`);
+  if (!exitedNormally(raw)) return error('ESIGNAL', endingMessage(command(), `killed by signal ${termSignal(raw)}`, tail));
+  // Only a non-zero exit without `status` is left.
+  return error('EEXIT', endingMessage(command(), `exited with status ${exitStatus(raw)}`, tail));
 }

@@ -49,6 +49,28 @@ interface Queued {
   readonly waiter: LaneWaiter;
 }
 
+/** A run handed to a lane or queued: how its promise settles. */
+class PendingRun implements LaneWaiter {
+  constructor(
+    private readonly ended: (outcome: RunOutcome | 'workerLost') => void,
+    private readonly onOutcome: (outcome: RunOutcome) => void,
+    private readonly onError: (err: CommandError) => void,
+    private readonly command: () => string,
+  ) {}
+
+  resolve(outcome: RunOutcome): void {
+    this.ended(outcome);
+    this.onOutcome(outcome);
+  }
+
+  lost(reason: string, hadChild: boolean): void {
+    this.ended('workerLost');
+    const command = this.command();
+    this.onError(new CommandError('EWORKER', `${command}: the worker thread running it died (${reason}); ` +
+      (hadChild ? 'its child was killed' : 'it had no child running'), { command }));
+  }
+}
+
 /**
  * Worker threads that spawn, feed, capture and reap children, many per
  * thread. An idle pool holds no reference on the event loop.
@@ -119,27 +141,19 @@ export class SpawnPool {
     }
     return new Promise<RunOutcome>((resolve, reject) => {
       this.#pending++;
-      const settled = () => {
-        if (--this.#pending === 0) for (const release of this.#drained.splice(0)) release();
-      };
-      const waiter: LaneWaiter = {
-        resolve: (outcome) => {
-          settled();
-          this.#metrics.record(outcome);
-          resolve(outcome);
-        },
-        lost: (reason, hadChild) => {
-          settled();
-          this.#metrics.recordRefused('workerLost');
-          reject(new CommandError('EWORKER', `${command()}: the worker thread running it died (${reason}); ` +
-            (hadChild ? 'its child was killed' : 'it had no child running'), { command: command() }));
-        },
-      };
+      const waiter = new PendingRun(this.#ended, resolve, reject, command);
       const lane = this.#freeLane();
       if (lane && this.#queue.length === 0) lane.send(draft, waiter);
       else this.#enqueue({ draft, waiter });
     });
   }
+
+  /** Every run's end, once: its metrics, and close()/destroy() released when none is left. */
+  readonly #ended = (outcome: RunOutcome | 'workerLost'): void => {
+    if (outcome === 'workerLost') this.#metrics.recordRefused('workerLost');
+    else this.#metrics.record(outcome);
+    if (--this.#pending === 0) for (const release of this.#drained.splice(0)) release();
+  };
 
   #running(): number {
     let n = 0;

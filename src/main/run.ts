@@ -6,7 +6,7 @@ import { CommandError } from '../shared/errors.js';
 import { commandLine } from '../shared/quote.js';
 import type { ChildControl, RunOutcome } from '../shared/protocol.js';
 import type { TaskDraft } from './lane.js';
-import type { CommandSpec } from '../shared/spec.js';
+import { NO_ATTRIBUTES, type CommandSpec } from '../shared/spec.js';
 import { defaultPool } from './default-pool.js';
 import { activeDryRun } from './dry-run.js';
 import { checkOptions, type CheckedOptions, type RunOptions } from './options.js';
@@ -16,7 +16,6 @@ import type { RunResult } from './result.js';
 import { RunningCommand, type RunHandle } from './running.js';
 import { attachPipes } from './pipes.js';
 import { rpcEndpoint } from '../shared/stream-frames.js';
-import { toWire } from '../shared/wire.js';
 import { Readable, Writable } from 'node:stream';
 
 export type { RunOptions } from './options.js';
@@ -38,10 +37,9 @@ function childEnv(spec: CommandSpec): readonly string[] | Uint8Array {
 }
 
 function makeTask(spec: CommandSpec, o: CheckedOptions, port: MessagePort | undefined): TaskDraft {
-  // Only what differs from the defaults crosses: a clone pays per property.
   const task: TaskDraft = {
     id: 0,
-    spec: toWire(spec),
+    spec,
     env: childEnv(spec),
     parentCwd: process.cwd(),
     killSignal: o.killSignal,
@@ -156,6 +154,8 @@ class PooledRun implements RunHandle {
 
 /** Settings that only make sense together, or with one way of running. */
 function checkFits(spec: CommandSpec, command: () => string, method: 'run()' | 'runAsync()'): void {
+  // Most commands: nothing that could conflict.
+  if (spec.attrs === NO_ATTRIBUTES && spec.stdin.kind !== 'pipe' && spec.stdout.kind !== 'pipe' && spec.stderr.kind !== 'pipe') return;
   // Pipes are handles on a running child: run() has none to give.
   const piped = method === 'run()' ? [spec.stdin.kind === 'pipe' && 'inputPipe()', spec.stdout.kind === 'pipe' && 'outputPipe()',
     spec.stderr.kind === 'pipe' && 'errorPipe()'].filter(Boolean) : [];

@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { WireSpec } from './wire.js';
+import type { CommandSpec } from './spec.js';
+import type { WireTask } from './wire.js';
 
 /**
  * What crosses the thread boundary. Each worker has one lane: a port on
@@ -14,7 +15,7 @@ export const SAME_ENV = 0;
 export interface RunTask {
   /** The run's number on its lane, echoed in its outcome. */
   readonly id: number;
-  readonly spec: WireSpec;
+  readonly spec: CommandSpec;
   /**
    * The child's environment as K=V, resolved on the main thread at run(); or
    * as NUL-ended entries in one block; or SAME_ENV: the last block this lane carried.
@@ -35,7 +36,7 @@ export interface RunTask {
 
 /** main → worker, on the lane. */
 export type LaneRequest =
-  | { readonly t: 'runs'; readonly runs: readonly RunTask[] }
+  | { readonly t: 'runs'; readonly runs: readonly WireTask[] }
   /** pool.destroy(): SIGKILL every child; later runs end without spawning. */
   | { readonly t: 'destroy' };
 

@@ -1,13 +1,37 @@
+import type { MessagePort } from 'node:worker_threads';
 import { SPEC_DEFAULTS, type CommandSpec } from './spec.js';
+import type { RunTask } from './protocol.js';
 
 /**
- * A spec as the lane carries it: the binary, the arguments, and only the
- * fields that differ from SPEC_DEFAULTS. A structured clone pays per
- * property on both sides; the whole spec of a plain command has 27, and
- * cloning and rebuilding it cost 6.6 µs per run, the sparse one 1.9 µs
- * (bench/RESULTS.md).
+ * A run as the lane carries it. A structured clone writes every key of
+ * every object it meets, and for a plain command the keys of its task and
+ * spec (27 of them) cost more than the values: 6.6 µs per run for the
+ * objects, 3.3 µs sparse, 0.7 µs for this tuple (bench/RESULTS.md). So the
+ * fields every run has travel by position, and the rest only when they
+ * differ from the defaults.
  */
-export type WireSpec = Pick<CommandSpec, 'binary' | 'args'> & Partial<CommandSpec>;
+export type WireTask = readonly [
+  id: number,
+  binary: string,
+  args: readonly string[],
+  env: RunTask['env'],
+  parentCwd: string,
+  postedAt: number,
+  rest: WireRest | 0,
+];
+
+/** What a run has beyond the usual: the spec's non-default fields, a timeout, its control port... */
+export interface WireRest {
+  readonly spec?: Partial<CommandSpec>;
+  readonly searchPath?: string;
+  readonly timeoutMs?: number;
+  readonly killSignal?: number;
+  readonly killGraceMs?: number;
+  readonly port?: MessagePort;
+}
+
+const KILL_SIGNAL = 15;
+const KILL_GRACE_MS = 2000;
 
 type Field = keyof typeof SPEC_DEFAULTS;
 const FIELDS = Object.keys(SPEC_DEFAULTS) as Field[];
@@ -18,12 +42,36 @@ function isDefault(field: Field, value: unknown): boolean {
   return value === fallback || (Array.isArray(value) && value.length === 0 && Array.isArray(fallback));
 }
 
-export function toWire(spec: CommandSpec): WireSpec {
-  const wire: Record<string, unknown> = { binary: spec.binary, args: spec.args };
-  for (const field of FIELDS) if (!isDefault(field, spec[field])) wire[field] = spec[field];
-  return wire as WireSpec;
+/** `env` replaces the task's own (SAME_ENV, when the lane sent this block already). */
+export function encodeTask(task: RunTask, env: RunTask['env']): WireTask {
+  let spec: Record<string, unknown> | undefined;
+  for (const field of FIELDS) {
+    if (!isDefault(field, task.spec[field])) (spec ??= {})[field] = task.spec[field];
+  }
+  let rest: Record<string, unknown> | undefined;
+  if (spec !== undefined) (rest ??= {}).spec = spec;
+  if (task.searchPath !== undefined) (rest ??= {}).searchPath = task.searchPath;
+  if (task.timeoutMs !== undefined) (rest ??= {}).timeoutMs = task.timeoutMs;
+  if (task.killSignal !== KILL_SIGNAL) (rest ??= {}).killSignal = task.killSignal;
+  if (task.killGraceMs !== KILL_GRACE_MS) (rest ??= {}).killGraceMs = task.killGraceMs;
+  if (task.port !== undefined) (rest ??= {}).port = task.port;
+  return [task.id, task.spec.binary, task.spec.args, env, task.parentCwd, task.postedAt, rest ?? 0];
 }
 
-export function fromWire(wire: WireSpec): CommandSpec {
-  return { ...SPEC_DEFAULTS, ...wire };
+/** `resolveEnv` turns the wire's env (SAME_ENV included) into the receiver's. */
+export function decodeTask<E>(wire: WireTask, resolveEnv: (env: RunTask['env']) => E): Omit<RunTask, 'env'> & { readonly env: E } {
+  const [id, binary, args, wireEnv, parentCwd, postedAt, rest] = wire;
+  const env = resolveEnv(wireEnv);
+  const spec: CommandSpec = rest === 0 || rest.spec === undefined
+    ? { ...SPEC_DEFAULTS, binary, args }
+    : { ...SPEC_DEFAULTS, ...rest.spec, binary, args };
+  if (rest === 0) return { id, spec, env, parentCwd, postedAt, killSignal: KILL_SIGNAL, killGraceMs: KILL_GRACE_MS };
+  return {
+    id, spec, env, parentCwd, postedAt,
+    searchPath: rest.searchPath,
+    timeoutMs: rest.timeoutMs,
+    killSignal: rest.killSignal ?? KILL_SIGNAL,
+    killGraceMs: rest.killGraceMs ?? KILL_GRACE_MS,
+    port: rest.port,
+  };
 }

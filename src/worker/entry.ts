@@ -6,7 +6,7 @@ import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
 import { Lane } from './lane.js';
 import { endAll, fitsFastPath, killAllNow, runChild, runFastDirect, runsWithChild, type WorkerTask } from './run-child.js';
-import { fromWire } from '../shared/wire.js';
+import { decodeTask, type WireTask } from '../shared/wire.js';
 
 /**
  * The pool's worker: runs many children at once. Runs arrive in batches on
@@ -32,15 +32,12 @@ function onRequest(request: LaneRequest): void {
   for (const task of request.runs) start(task);
 }
 
-function start(request: RunTask): void {
-  const spec = fromWire(request.spec);
-  const env = request.env === SAME_ENV ? lastEnv : request.env;
-  if (spec.env === null) lastEnv = env;
-  const task: WorkerTask = {
-    id: request.id, spec, env, searchPath: request.searchPath, parentCwd: request.parentCwd, timeoutMs: request.timeoutMs,
-    killSignal: request.killSignal, killGraceMs: request.killGraceMs, port: request.port, postedAt: request.postedAt,
-  };
-  if (task.port === undefined && fitsFastPath(spec, engine)) {
+const resolveEnv = (env: RunTask['env']) => (env === SAME_ENV ? lastEnv : env);
+
+function start(wire: WireTask): void {
+  const task: WorkerTask = decodeTask(wire, resolveEnv);
+  if (task.spec.env === null) lastEnv = task.env;
+  if (task.port === undefined && fitsFastPath(task.spec, engine)) {
     runFastDirect(task, engine, lane);
     return;
   }

@@ -16,7 +16,7 @@ import { FRAME, type Frame } from '../shared/stream-frames.js';
 import type { Writable } from 'node:stream';
 
 /** A run as the worker carries it out: its environment resolved (never SAME_ENV). */
-export type WorkerTask = Omit<RunTask, 'env' | 'spec'> & { readonly spec: CommandSpec; readonly env: readonly string[] | Uint8Array };
+export type WorkerTask = Omit<RunTask, 'env'> & { readonly env: readonly string[] | Uint8Array };
 
 /** Children never outlive the host: SIGKILL when the spawning worker thread (and so the host) is gone. */
 const CHILD_DEATH_SIGNAL = 9;

@@ -304,7 +304,8 @@ static napi_value sink_value(napi_env env, bool captured, const struct sink *s) 
 static napi_value tail_value(napi_env env, const struct run *run) {
   napi_value undefined;
   napi_get_undefined(env, &undefined);
-  if (!run->tail_err) return undefined;
+  /* Nothing written: nothing to carry (most runs). */
+  if (!run->tail_err || run->tail_total == 0) return undefined;
   size_t n = run->tail_total < TAIL_BYTES ? run->tail_total : TAIL_BYTES;
   size_t start = (run->tail_total - n) % TAIL_BYTES;
   size_t first = n < TAIL_BYTES - start ? n : TAIL_BYTES - start;
