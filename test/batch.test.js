@@ -101,6 +101,36 @@ test('timeouts and aborts that land while their batch is on its way end exactly 
   }
 });
 
+test("run()'s AbortSignal reaches its run on the lane: queued ones end unstarted, running ones get their killSignal", async () => {
+  const pool = new SpawnPool({ threads: 1, engine: ENGINE });
+  try {
+    await warmUp(() => new Command('/bin/true').run({ pool }));
+    const ac = new AbortController();
+    const err = (p) => p.then(() => assert.unreachable('resolved'), (e) => e);
+    // A worker carries 256 at once: these fill it, the last ones wait in the pool.
+    const term = Array.from({ length: 250 }, () => err(new Command('/bin/sleep', 'infinity').run({ pool, signal: ac.signal })));
+    const int = Array.from({ length: 6 }, () => err(new Command('/bin/sleep', 'infinity').run({ pool, signal: ac.signal, killSignal: 'SIGINT' })));
+    const queued = Array.from({ length: 5 }, () => err(new Command('/bin/sleep', 'infinity').run({ pool, signal: ac.signal })));
+    const other = new Command('/bin/sleep', '0.2').run({ pool });
+    while (pool.stats().running < 256) await new Promise((r) => setTimeout(r, 5));
+    assert.is(pool.stats().queued, 6);
+    ac.abort();
+    for (const e of await Promise.all(term)) assert.equal([e.code, e.signal], ['EABORTED', 'SIGTERM']);
+    for (const e of await Promise.all(int)) assert.equal([e.code, e.signal], ['EABORTED', 'SIGINT']);
+    for (const e of await Promise.all(queued)) {
+      assert.is(e.code, 'EABORTED');
+      assert.is(e.pid, undefined);
+      assert.match(e.message, 'aborted before it was spawned');
+    }
+    // A run without that signal is not touched.
+    assert.is((await other).status, 0);
+    assert.is(pool.stats().outcomes.abort, 261);
+    await untilNoChildren();
+  } finally {
+    await pool.destroy();
+  }
+});
+
 test('a pool destroyed with a batch in flight: every run settles, every child is reaped', async () => {
   const pool = new SpawnPool({ threads: 2, engine: ENGINE });
   const fdsBefore = await warmUp(() => new Command('/bin/true').run({ pool }));

@@ -1,9 +1,9 @@
 import { closeSync, createReadStream, openSync, statSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
-import { CommandError, SpawnPool } from '../main/index.js';
+import { CommandError, SpawnPool, type Command } from '../main/index.js';
 import type { EngineName } from '../main/engine-choice.js';
-import { commandFor, parseJobLine, type Job } from './jobs.js';
+import { parseJobLine, type Job } from './jobs.js';
 import { JobLog, readJobLog, type JobRecord } from './joblog.js';
 import { readLines } from '../main/lines.js';
 import { Progress, type Counts } from './progress.js';
@@ -63,7 +63,8 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   let skippedFailures = 0;
   let stop: 'interrupt' | 'halt' | undefined;
   const inFlight = new Set<Promise<void>>();
-  const aborts = new Set<AbortController>();
+  // One for the batch: an interrupt ends every running job.
+  const interrupt = new AbortController();
 
   if (o.inputPath !== undefined && statSync(o.inputPath).isFile()) {
     countLines(o.inputPath).then((n) => (progress.total = n), () => undefined);
@@ -85,15 +86,15 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     }
     stop = 'interrupt';
     say(`${signal}: no new jobs; ending ${inFlight.size} running`);
-    for (const ac of aborts) ac.abort();
+    interrupt.abort();
     o.input.destroy();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  async function attempt(job: Job, signal: AbortSignal): Promise<Attempt> {
+  async function attempt(job: Job, command: Command): Promise<Attempt> {
     try {
-      const r = await commandFor(job, o.capture).run({ pool, signal, timeoutMs: job.timeoutMs ?? o.timeoutMs });
+      const r = await command.run({ pool, signal: interrupt.signal, timeoutMs: job.timeoutMs ?? o.timeoutMs });
       return { ok: true, status: r.status, signal: null, code: null, stdout: text(r.stdout), stderr: text(r.stderr) };
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
@@ -104,18 +105,15 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     }
   }
 
-  async function runJob(job: Job): Promise<void> {
-    const ac = new AbortController();
-    aborts.add(ac);
+  async function runJob(job: Job, command: Command): Promise<void> {
     counts.running++;
     const t0 = performance.now();
     let attempts = 0;
     let last: Attempt;
     try {
-      do last = await attempt(job, ac.signal);
+      do last = await attempt(job, command);
       while (!last.ok && ++attempts <= o.retries && stop !== 'interrupt');
     } finally {
-      aborts.delete(ac);
       counts.running--;
     }
     // An interrupted job did not finish: a resumed batch runs it again.
@@ -142,7 +140,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
 
   try {
     for await (const { number, text: lineText } of readLines(o.input)) {
-      const parsed = parseJobLine(lineText, number);
+      const parsed = parseJobLine(lineText, number, o.capture);
       if (parsed.kind === 'skip') continue;
       if (parsed.kind === 'bad') {
         counts.done++;
@@ -162,7 +160,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       }
       while (inFlight.size >= o.jobs) await Promise.race(inFlight);
       if (stop) break;
-      const running: Promise<void> = runJob(job).finally(() => inFlight.delete(running));
+      const running: Promise<void> = runJob(job, parsed.command).finally(() => inFlight.delete(running));
       inFlight.add(running);
     }
   } catch (err) {

@@ -11,7 +11,11 @@ export interface Job {
   readonly timeoutMs: number | undefined;
 }
 
-export type ParsedLine = { readonly kind: 'skip' } | { readonly kind: 'job'; readonly job: Job } | { readonly kind: 'bad'; readonly reason: string };
+export type ParsedLine =
+  | { readonly kind: 'skip' }
+  /** `command`: the job's, built once (retries run it again). */
+  | { readonly kind: 'job'; readonly job: Job; readonly command: Command }
+  | { readonly kind: 'bad'; readonly reason: string };
 
 const FIELDS = new Set(['id', 'argv', 'env', 'cwd', 'input', 'timeoutMs']);
 
@@ -44,8 +48,9 @@ function checkObject(o: Record<string, unknown>, number: number): Job | string {
  * A batch line: a JSON array (argv) or a JSON object
  * `{ id?, argv, env?, cwd?, input?, timeoutMs? }`; blank lines and `#`
  * comments are skipped. A job without an id is known by its line number.
+ * `capture`: the command keeps stdout and stderr.
  */
-export function parseJobLine(text: string, number: number): ParsedLine {
+export function parseJobLine(text: string, number: number, capture: boolean): ParsedLine {
   const trimmed = text.trim();
   if (trimmed === '' || trimmed.startsWith('#')) return { kind: 'skip' };
   let value: unknown;
@@ -60,11 +65,10 @@ export function parseJobLine(text: string, number: number): ParsedLine {
   if (typeof job === 'string') return { kind: 'bad', reason: job };
   // The builder's own checks (NUL bytes, bad env names) apply here too.
   try {
-    commandFor(job, false);
+    return { kind: 'job', job, command: commandFor(job, capture) };
   } catch (err) {
     return { kind: 'bad', reason: (err as Error).message };
   }
-  return { kind: 'job', job };
 }
 
 /**

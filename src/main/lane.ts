@@ -51,7 +51,8 @@ export class WorkerLane {
     return this.#waiting.size;
   }
 
-  send(draft: TaskDraft, waiter: LaneWaiter): void {
+  /** Returns the run's id on this lane. */
+  send(draft: TaskDraft, waiter: LaneWaiter): number {
     const id = this.#nextId++;
     draft.id = id;
     // An inherited environment is a block that stays the same object until
@@ -69,6 +70,15 @@ export class WorkerLane {
       this.#flushQueued = true;
       setImmediate(() => this.#flush());
     }
+    return id;
+  }
+
+  /** run()'s AbortSignal fired: the worker ends the run (it ignores one that is over). */
+  abort(id: number): void {
+    if (!this.#waiting.has(id)) return;
+    // The lane keeps order: the run reaches the worker first.
+    if (this.#flushQueued) this.#flush();
+    this.#post({ t: 'abort', id, signal: undefined }, []);
   }
 
   /** pool.destroy(): the worker kills every child it has. */

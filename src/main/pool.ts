@@ -46,11 +46,17 @@ export const submit = Symbol('spawnpool.submit');
 
 interface Queued {
   readonly draft: TaskDraft;
-  readonly waiter: LaneWaiter;
+  readonly waiter: PendingRun;
 }
 
-/** A run handed to a lane or queued: how its promise settles. */
+/** A run handed to a lane or queued: how its promise settles, and where it went. */
 class PendingRun implements LaneWaiter {
+  /** Where it was sent, for an abort; undefined while queued. */
+  lane: WorkerLane | undefined;
+  id = 0;
+  /** Removes the AbortSignal's listener, if it had one. */
+  detach: (() => void) | undefined;
+
   constructor(
     private readonly ended: (outcome: RunOutcome | 'workerLost') => void,
     private readonly onOutcome: (outcome: RunOutcome) => void,
@@ -58,12 +64,19 @@ class PendingRun implements LaneWaiter {
     private readonly command: () => string,
   ) {}
 
+  sendOn(lane: WorkerLane, draft: TaskDraft): void {
+    this.lane = lane;
+    this.id = lane.send(draft, this);
+  }
+
   resolve(outcome: RunOutcome): void {
+    this.detach?.();
     this.ended(outcome);
     this.onOutcome(outcome);
   }
 
   lost(reason: string, hadChild: boolean): void {
+    this.detach?.();
     this.ended('workerLost');
     const command = this.command();
     this.onError(new CommandError('EWORKER', `${command}: the worker thread running it died (${reason}); ` +
@@ -127,8 +140,12 @@ export class SpawnPool {
     this.#dispatch();
   }
 
-  /** @internal */
-  [submit](draft: TaskDraft, command: () => string): Promise<RunOutcome> {
+  /**
+   * @internal `signal`: run()'s AbortSignal. A queued run it aborts ends
+   * here; a sent one is ended by its worker, told on the lane (no control
+   * port per run).
+   */
+  [submit](draft: TaskDraft, command: () => string, signal?: AbortSignal): Promise<RunOutcome> {
     if (this.#state !== 'open') {
       this.#metrics.recordRefused('pool');
       return Promise.reject(new CommandError('EPOOLCLOSED', `Cannot run ${command()}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command: command() }));
@@ -143,9 +160,27 @@ export class SpawnPool {
       this.#pending++;
       const waiter = new PendingRun(this.#ended, resolve, reject, command);
       const lane = this.#freeLane();
-      if (lane && this.#queue.length === 0) lane.send(draft, waiter);
-      else this.#enqueue({ draft, waiter });
+      let queued: Queued | undefined;
+      // Told before it crosses: the worker then keeps a way to reach it.
+      if (signal) draft.abortable = true;
+      if (lane && this.#queue.length === 0) waiter.sendOn(lane, draft);
+      else this.#enqueue((queued = { draft, waiter }));
+      if (signal) {
+        const onAbort = () => this.#abort(waiter, queued);
+        signal.addEventListener('abort', onAbort, { once: true });
+        waiter.detach = () => signal.removeEventListener('abort', onAbort);
+      }
     });
+  }
+
+  #abort(waiter: PendingRun, queued: Queued | undefined): void {
+    const at = queued === undefined ? -1 : this.#queue.indexOf(queued);
+    if (at >= 0) {
+      this.#queue.splice(at, 1);
+      waiter.resolve(unstarted({ code: 'EABORTED', message: 'aborted before it was spawned' }));
+    } else {
+      waiter.lane?.abort(waiter.id);
+    }
   }
 
   /** Every run's end, once: its metrics, and close()/destroy() released when none is left. */
@@ -180,7 +215,7 @@ export class SpawnPool {
       const lane = this.#freeLane();
       if (!lane) return;
       const { draft, waiter } = this.#queue.shift()!;
-      lane.send(draft, waiter);
+      waiter.sendOn(lane, draft);
     }
     clearInterval(this.#keepAlive);
     this.#keepAlive = undefined;

@@ -77,10 +77,7 @@ function lazyCommandLine(spec: CommandSpec): () => string {
   return () => (line ??= commandLine(spec.env, [spec.binary, ...spec.args]));
 }
 
-/**
- * A run on a pool with a control port: what runAsync() always has, and run()
- * when it was given an AbortSignal.
- */
+/** A run on a pool with a control port: what runAsync() has. */
 class PooledRun implements RunHandle {
   pid = 0;
   readonly outcome: Promise<RunOutcome>;
@@ -174,18 +171,8 @@ export async function runCommand(spec: CommandSpec, opts?: RunOptions): Promise<
   const dry = activeDryRun();
   if (dry) return settle(spec, await dry.execute(spec, command()), command, o.status);
   if (o.signal?.aborted) throw abortedBeforeStart(command);
-  if (!o.signal) {
-    const pool = o.pool ?? defaultPool();
-    return settle(spec, await pool[submit](makeTask(spec, o, undefined), command), command, o.status);
-  }
-  const run = new PooledRun(spec, o, command);
-  const onAbort = () => void run.abort(undefined);
-  o.signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await run.finish(o.status);
-  } finally {
-    o.signal.removeEventListener('abort', onAbort);
-  }
+  const pool = o.pool ?? defaultPool();
+  return settle(spec, await pool[submit](makeTask(spec, o, undefined), command, o.signal), command, o.status);
 }
 
 export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Promise<RunningCommand> {

@@ -41,7 +41,7 @@ export interface NativeAddon {
 export type NativeRunner = { readonly __nativeRunner: unique symbol };
 
 /** [id, input, our ends of the send pipes, their data, captureOut, captureErr, tailErr, maxBuffer, group] */
-export type RunnerIo = [number, Uint8Array | null, number[], readonly Uint8Array[], number, number, number, number, number];
+export type RunnerIo = [number, Uint8Array | null, readonly number[], readonly Uint8Array[], number, number, number, number, number];
 
 /** Per finished run: id, raw status, overflowed, stdout (or combined), stderr, stderr tail. */
 export type RunnerRecords = ReadonlyArray<number | boolean | Uint8Array | undefined>;
@@ -69,7 +69,7 @@ export interface SpawnFlags extends Partial<Omit<ProcessAttributes, HelperAttrib
   setsid?: boolean;
   setpgid?: boolean;
   /** Pairs (source, target): each source fd is dup'ed to that number in the child. */
-  moveFds?: number[];
+  moveFds?: readonly number[];
 }
 
 export type NativeLoad = { readonly addon: NativeAddon } | { readonly reason: string };

@@ -28,8 +28,10 @@ export interface RunTask {
   readonly timeoutMs?: number | undefined;
   readonly killSignal: number;
   readonly killGraceMs: number;
-  /** Control channel (abort, spawn notification); only when a caller needs it. */
+  /** Control channel (abort, spawn notification, streams): runAsync() only. */
   readonly port?: MessagePort | undefined;
+  /** run() with an AbortSignal: an abort may come on the lane. */
+  readonly abortable?: boolean | undefined;
   /** performance.timeOrigin + now() on the main thread when posted. */
   readonly postedAt: number;
 }
@@ -37,6 +39,8 @@ export interface RunTask {
 /** main → worker, on the lane. */
 export type LaneRequest =
   | { readonly t: 'runs'; readonly runs: readonly WireTask[] }
+  /** run()'s AbortSignal fired: killSignal (or `signal`) to that run's child, SIGKILL after the grace. */
+  | { readonly t: 'abort'; readonly id: number; readonly signal: number | undefined }
   /** pool.destroy(): SIGKILL every child; later runs end without spawning. */
   | { readonly t: 'destroy' };
 

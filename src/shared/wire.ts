@@ -28,6 +28,7 @@ export interface WireRest {
   readonly killSignal?: number;
   readonly killGraceMs?: number;
   readonly port?: MessagePort;
+  readonly abortable?: true;
 }
 
 const KILL_SIGNAL = 15;
@@ -55,16 +56,28 @@ export function encodeTask(task: RunTask, env: RunTask['env']): WireTask {
   if (task.killSignal !== KILL_SIGNAL) (rest ??= {}).killSignal = task.killSignal;
   if (task.killGraceMs !== KILL_GRACE_MS) (rest ??= {}).killGraceMs = task.killGraceMs;
   if (task.port !== undefined) (rest ??= {}).port = task.port;
+  if (task.abortable) (rest ??= {}).abortable = true;
   return [task.id, task.spec.binary, task.spec.args, env, task.parentCwd, task.postedAt, rest ?? 0];
+}
+
+/**
+ * SPEC_DEFAULTS with a binary and arguments, as a literal: spreading the
+ * frozen defaults took V8's slow path, one property at a time.
+ */
+function plainSpec(binary: string, args: readonly string[]): CommandSpec {
+  const d = SPEC_DEFAULTS;
+  return {
+    binary, args, env: d.env, cwd: d.cwd, stdin: d.stdin, stdout: d.stdout, stderr: d.stderr, passFds: d.passFds,
+    sendBuffers: d.sendBuffers, rawStatus: d.rawStatus, maxBuffer: d.maxBuffer, nonblockingFds: d.nonblockingFds,
+    session: d.session, attrs: d.attrs,
+  };
 }
 
 /** `resolveEnv` turns the wire's env (SAME_ENV included) into the receiver's. */
 export function decodeTask<E>(wire: WireTask, resolveEnv: (env: RunTask['env']) => E): Omit<RunTask, 'env'> & { readonly env: E } {
   const [id, binary, args, wireEnv, parentCwd, postedAt, rest] = wire;
   const env = resolveEnv(wireEnv);
-  const spec: CommandSpec = rest === 0 || rest.spec === undefined
-    ? { ...SPEC_DEFAULTS, binary, args }
-    : { ...SPEC_DEFAULTS, ...rest.spec, binary, args };
+  const spec = rest === 0 || rest.spec === undefined ? plainSpec(binary, args) : { ...plainSpec(binary, args), ...rest.spec };
   if (rest === 0) return { id, spec, env, parentCwd, postedAt, killSignal: KILL_SIGNAL, killGraceMs: KILL_GRACE_MS };
   return {
     id, spec, env, parentCwd, postedAt,
@@ -73,5 +86,6 @@ export function decodeTask<E>(wire: WireTask, resolveEnv: (env: RunTask['env']) 
     killSignal: rest.killSignal ?? KILL_SIGNAL,
     killGraceMs: rest.killGraceMs ?? KILL_GRACE_MS,
     port: rest.port,
+    abortable: rest.abortable,
   };
 }

@@ -27,8 +27,7 @@ export class ControlChannel {
     const api: ChildControl = {
       spawned: () => this.#spawned,
       abort: (signal?: number) => {
-        if (this.#onAbort) this.#onAbort(signal);
-        else this.pendingAbort ??= { signal };
+        this.abort(signal);
         return this.#reaped;
       },
       handshakeWait: async (): Promise<WireFailure | undefined> => {
@@ -48,6 +47,12 @@ export class ControlChannel {
       if (typeof this.#frames === 'function') this.#frames(data);
       else this.#frames.push(data);
     });
+  }
+
+  /** Ends the run's child, or, before there is one, keeps the abort for the spawn to see. */
+  abort(signal: number | undefined): void {
+    if (this.#onAbort) this.#onAbort(signal);
+    else this.pendingAbort ??= { signal };
   }
 
   /** From now on, stream frames go to `handler` (the held ones first). */

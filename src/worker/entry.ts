@@ -5,7 +5,7 @@ import type { Engine } from './engine.js';
 import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
 import { Lane } from './lane.js';
-import { endAll, fitsFastPath, killAllNow, runChild, runFastDirect, runsWithChild, type WorkerTask } from './run-child.js';
+import { abortRun, endAll, fitsFastPath, killAllNow, runChild, runFastDirect, runsWithChild, type WorkerTask } from './run-child.js';
 import { decodeTask, type WireTask } from '../shared/wire.js';
 
 /**
@@ -27,6 +27,10 @@ const lane = new Lane(onRequest);
 function onRequest(request: LaneRequest): void {
   if (request.t === 'destroy') {
     endAll();
+    return;
+  }
+  if (request.t === 'abort') {
+    abortRun(request.id, request.signal);
     return;
   }
   for (const task of request.runs) start(task);

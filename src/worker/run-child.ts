@@ -31,6 +31,14 @@ export function endAll(): void {
   for (const ending of live.keys()) ending.request('EPOOLCLOSED', 'killed: the pool was destroyed', 9);
 }
 
+/** Runs an abort on the lane can reach (run() with an AbortSignal), by lane id; added only for those. */
+const abortable = new Map<number, (signal: number | undefined) => void>();
+
+/** An abort from the lane; a run already over is no longer here, and the abort is moot. */
+export function abortRun(id: number, signal: number | undefined): void {
+  abortable.get(id)?.(signal);
+}
+
 /** The lane ids of the runs that have a child now. */
 export function runsWithChild(): number[] {
   return [...live.values()];
@@ -191,6 +199,7 @@ export function runFastDirect(task: WorkerTask, engine: Engine, lane: Completion
         clearTimeout(timer);
         ending.settle();
         live.delete(ending);
+        abortable.delete(task.id);
         lane.complete(task.id, fastOutcome(task, child.pid, record, ending, timing, spawnMs));
       });
     } catch (err) {
@@ -202,6 +211,7 @@ export function runFastDirect(task: WorkerTask, engine: Engine, lane: Completion
   // The addon reports from this thread's loop, never from inside spawnFast().
   const spawnMs = sharedNow() - timing.startedAt;
   const { ending, timer } = endingFor(task, child);
+  if (task.abortable) abortable.set(task.id, (signal) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal));
 }
 
 /** A run that can be raced by a callback: spawnFast's record as a promise. */
@@ -219,6 +229,7 @@ function spawnFastAwaitable(engine: Engine, plan: SpawnPlan, io: FastIo): FastCh
 export async function runChild(task: WorkerTask, engine: Engine): Promise<RunOutcome> {
   const timing = timingOf(task);
   const control = new ControlChannel(task.port);
+  if (task.abortable) abortable.set(task.id, (signal) => control.abort(signal));
   try {
     if (fitsFastPath(task.spec, engine)) {
       const io = fastIo(task.spec);
@@ -230,6 +241,7 @@ export async function runChild(task: WorkerTask, engine: Engine): Promise<RunOut
     if (!('pid' in started)) return notStarted(timing, started);
     return await supervise(task, started, control, timing);
   } finally {
+    abortable.delete(task.id);
     control.finish();
   }
 }

@@ -230,8 +230,10 @@ function asFailure(err: unknown): unknown {
   return code !== undefined && syscall !== undefined ? new SpawnFailure(code, message) : err;
 }
 
+const NO_FDS: readonly number[] = Object.freeze([]);
+
 /** spawn()'s flags: the attributes, the moved fds, the session. */
-function childFlags(flags: SpawnFlags, moves: number[], session: SpawnPlan['session']): SpawnFlags {
+function childFlags(flags: SpawnFlags, moves: readonly number[], session: SpawnPlan['session']): SpawnFlags {
   if (moves.length === 0 && session === 'inherit') return flags;
   return {
     ...flags,
@@ -376,26 +378,26 @@ export const nativeEngine: Engine = {
       throw asFailure(err);
     }
     const r = openRunner(addon);
-    const extra = new ExtraPipes(addon);
+    // Send buffers only: most runs have none, and no pipe to open here.
+    const extra = plan.sendFds.length > 0 ? new ExtraPipes(addon) : undefined;
     const id = runnerNextId++;
     let pid: number;
     try {
-      for (const fd of plan.sendFds) extra.open('write', fd);
-      const ours = plan.sendFds.map((fd) => extra.peek(fd));
+      const ours = extra ? plan.sendFds.map((fd) => extra.peek(extra.open('write', fd))) : NO_FDS;
       const group = plan.session === 'inherit' ? 0 : 1;
       pid = addon.runnerSpawn(
         r, plan.file, plan.argv, plan.env, plan.cwd ?? null,
         [stdioCode(plan.stdio[0]), stdioCode(plan.stdio[1]), stdioCode(plan.stdio[2])],
-        plan.keepFds, childFlags(flags, extra.moves, plan.session),
+        plan.keepFds, childFlags(flags, extra?.moves ?? NO_FDS, plan.session),
         [id, io.input ?? null, ours, io.sendData, +io.captureOut, +io.captureErr, +io.tailErr, io.maxBuffer, group],
       );
       // The runner owns our ends now.
-      for (const fd of plan.sendFds) extra.ours(fd);
+      for (const fd of plan.sendFds) extra!.ours(fd);
     } catch (err) {
-      extra.closeAll();
+      extra?.closeAll();
       throw asFailure(err);
     }
-    extra.closeChildEnds();
+    extra?.closeChildEnds();
     runnerWaiting.set(id, done);
     return { pid, kill: (signal) => addon.runnerKill(r, id, signal) };
   },
