@@ -326,6 +326,26 @@ test('1 MiB through stdin to stdout of /bin/cat, byte for byte', async () => {
   assert.ok(Buffer.from(r.stdout).equals(data), 'the bytes differ');
 });
 
+test('captures of every size up to 40 MiB arrive byte for byte, stdout and stderr, page boundaries included', async () => {
+  // Large captures are moved into the result page by page and their ends
+  // copied: a byte that depends on its page catches a misplaced page.
+  const pattern = (n) => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >>> 12) * 13) & 0xff;
+    return b;
+  };
+  const sizes = [0, 1, 4095, 4096, 4097, (1 << 20) + 17, (4 << 20) - 1, (4 << 20) + 4096 * 3 + 5, (40 << 20) + 1234];
+  const data = pattern(sizes.at(-1));
+  const writer = `const d = require('fs').readFileSync(0); const n = +process.argv[1];` +
+    `process.stdout.write(d.subarray(0, n)); process.stderr.write(d.subarray(0, n));`;
+  const results = await Promise.all(sizes.map((n) => new Command(process.execPath, '-e', writer, String(n)).inputBuffer(data)
+    .captureOutput({ encoding: 'buffer' }).captureError({ encoding: 'buffer' }).maxBuffer(64 << 20).run(opts())));
+  results.forEach((r, i) => {
+    assert.ok(Buffer.from(r.stdout).equals(data.subarray(0, sizes[i])), `stdout of ${sizes[i]} bytes`);
+    assert.ok(Buffer.from(r.stderr).equals(data.subarray(0, sizes[i])), `stderr of ${sizes[i]} bytes`);
+  });
+});
+
 test('combined capture keeps the order of writes to stdout and stderr', async () => {
   const script = 'for i in 1 2 3; do echo out$i; echo err$i >&2; done';
   const r = await new Command('/bin/sh', '-c', script).captureCombined().run(opts());

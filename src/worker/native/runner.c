@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "runner.h"
+#include "sink.h"
 #include "spawn.h"
 
 #ifndef SYS_pidfd_send_signal
@@ -46,10 +47,6 @@
 #define TAIL_BYTES 4096
 /* Read at most this much from one pipe per wake-up: the others get their turn. */
 #define READ_BUDGET (1 << 20)
-/* A capture grows from this, doubling. */
-#define FIRST_CAPACITY 16384
-/* Past this a capture's buffer asks for huge pages (as the JS capture does). */
-#define HUGE_FROM (4u << 20)
 
 enum ep_kind { EP_PIDFD, EP_STDIN, EP_STDOUT, EP_STDERR, EP_SEND, EP_WAKE };
 
@@ -68,12 +65,6 @@ struct source {
   napi_ref ref;
   const uint8_t *data;
   size_t len, off;
-};
-
-/* A captured stream, up to `limit` bytes. */
-struct sink {
-  uint8_t *data;
-  size_t len, cap;
 };
 
 struct run {
@@ -172,21 +163,6 @@ static void tail_keep(struct run *run, const uint8_t *bytes, size_t n) {
   run->tail_total += n;
 }
 
-static int sink_grow(struct sink *s, size_t limit) {
-  size_t cap = s->cap == 0 ? FIRST_CAPACITY : 2 * s->cap;
-  if (cap > limit) cap = limit;
-  uint8_t *data = realloc(s->data, cap);
-  if (data == NULL) return ENOMEM;
-  if (cap >= HUGE_FROM) {
-    const uintptr_t huge = 2u << 20;
-    uintptr_t from = ((uintptr_t)data + huge - 1) & ~(huge - 1), to = ((uintptr_t)data + cap) & ~(huge - 1);
-    if (to > from) madvise((void *)from, to - from, MADV_HUGEPAGE);
-  }
-  s->data = data;
-  s->cap = cap;
-  return 0;
-}
-
 /* Ends the run now: the first reason JS records wins; here it is maxBuffer. */
 static void overflow(struct run *run) {
   run->overflowed = true;
@@ -275,8 +251,8 @@ static void free_run(struct runner *r, struct run *run) {
   close_endpoint(r, &run->out);
   close_endpoint(r, &run->err);
   close_inputs(r, run);
-  free(run->cap_out.data);
-  free(run->cap_err.data);
+  sink_free(&run->cap_out);
+  sink_free(&run->cap_err);
   free(run->send);
   free(run);
 }
@@ -293,11 +269,11 @@ static napi_value bytes_value(napi_env env, const uint8_t *a, size_t alen, const
   return napi_create_typedarray(env, napi_uint8_array, alen + blen, ab, 0, &view) == napi_ok ? view : NULL;
 }
 
-static napi_value sink_value(napi_env env, bool captured, const struct sink *s) {
+static napi_value sink_value(napi_env env, bool captured, struct sink *s) {
   napi_value undefined;
   napi_get_undefined(env, &undefined);
   if (!captured) return undefined;
-  napi_value v = bytes_value(env, s->data, s->len, NULL, 0);
+  napi_value v = sink_to_js(env, s);
   return v != NULL ? v : undefined;
 }
 
