@@ -7,7 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { Command, SpawnPool } from '../dist/index.js';
-import { ENGINE, HELPER, codeOf, echoed, openFds, untilNoChildren, warmUp } from './_support.js';
+import { realpathSync } from 'node:fs';
+import { ENGINE, HELPER, childrenOf, codeOf, echoed, exeOf, openFds, untilNoChildren, warmUp } from './_support.js';
 
 async function readAll(stream) {
   const chunks = [];
@@ -125,6 +126,30 @@ test("run()'s AbortSignal reaches its run on the lane: queued ones end unstarted
     // A run without that signal is not touched.
     assert.is((await other).status, 0);
     assert.is(pool.stats().outcomes.abort, 261);
+    await untilNoChildren();
+  } finally {
+    await pool.destroy();
+  }
+});
+
+test('runAsync() without pipes gets its pid and its aborts on the lane: each handle reaches its own child', async () => {
+  const pool = new SpawnPool({ threads: 2, engine: ENGINE });
+  try {
+    const handles = await Promise.all(Array.from({ length: 40 }, () => new Command('/bin/sleep', 'infinity').runAsync({ pool })));
+    const pids = handles.map((h) => h.pid);
+    assert.is(new Set(pids).size, 40, 'distinct pids');
+    const mine = new Set(childrenOf());
+    for (const pid of pids) {
+      assert.ok(mine.has(pid), `${pid} is a child of this process`);
+      assert.is(exeOf(pid), realpathSync('/bin/sleep'));
+    }
+    // Each handle ends its own child, with its own signal.
+    const signals = handles.map((_, i) => (i % 2 === 0 ? 'SIGINT' : 'SIGUSR1'));
+    await Promise.all(handles.map((h, i) => h.abort(signals[i])));
+    for (const [i, h] of handles.entries()) {
+      const e = await h.wait().then(() => assert.unreachable('resolved'), (err) => err);
+      assert.equal([e.code, e.signal, e.pid], ['EABORTED', signals[i], pids[i]]);
+    }
     await untilNoChildren();
   } finally {
     await pool.destroy();

@@ -18,7 +18,7 @@ port1.on('message', (request) => {
     const run = request.runs[i];
     numbers.set([Array.isArray(run) ? run[0] : run.id, pid++, 0, 0.5, 0.01, 0.1], i * FIELDS);
   }
-  port1.postMessage({ t: 'done', numbers, extras: new Array(n).fill(0) }, [numbers.buffer]);
+  port1.postMessage({ t: 'done', numbers, extras: new Array(n).fill(0), spawned: [] }, [numbers.buffer]);
 });
 parentPort.postMessage({ [LANE_KEY]: port2 }, [port2]);
 

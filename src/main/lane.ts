@@ -11,6 +11,8 @@ export interface LaneWaiter {
   resolve(outcome: RunOutcome): void;
   /** The lane's thread died with this run on it; `hadChild`: a child of it was running (and was killed). */
   lost(reason: string, hadChild: boolean): void;
+  /** It runs (asked for with notifySpawn). */
+  spawned(pid: number): void;
 }
 
 /**
@@ -73,12 +75,12 @@ export class WorkerLane {
     return id;
   }
 
-  /** run()'s AbortSignal fired: the worker ends the run (it ignores one that is over). */
-  abort(id: number): void {
+  /** The worker ends the run with killSignal, or `signal` (it ignores one that is over). */
+  abort(id: number, signal: number | undefined): void {
     if (!this.#waiting.has(id)) return;
     // The lane keeps order: the run reaches the worker first.
     if (this.#flushQueued) this.#flush();
-    this.#post({ t: 'abort', id, signal: undefined }, []);
+    this.#post({ t: 'abort', id, signal }, []);
   }
 
   /** pool.destroy(): the worker kills every child it has. */
@@ -106,7 +108,8 @@ export class WorkerLane {
       this.#lose(report.reason, report.withChild);
       return;
     }
-    const { numbers, extras } = report;
+    const { numbers, extras, spawned } = report;
+    for (let i = 0; i < spawned.length; i += 2) this.#waiting.get(spawned[i]!)?.spawned(spawned[i + 1]!);
     for (let i = 0; i < extras.length; i++) {
       const id = numbers[i * OUTCOME_FIELDS]!;
       const waiter = this.#waiting.get(id);

@@ -49,6 +49,28 @@ interface Queued {
   readonly waiter: PendingRun;
 }
 
+/**
+ * @internal What runAsync() keeps of a run that has no port of its own: a
+ * way to abort it, and its pid once it runs. Both travel on the lane.
+ */
+export class RunControl {
+  #abort: ((signal: number | undefined) => void) | undefined;
+  #early: { signal: number | undefined } | undefined;
+
+  constructor(readonly onSpawned: (pid: number) => void) {}
+
+  abort(signal: number | undefined): void {
+    if (this.#abort) this.#abort(signal);
+    else this.#early ??= { signal };
+  }
+
+  /** The pool's way to abort the run; an abort asked for before it takes effect now. */
+  bind(abort: (signal: number | undefined) => void): void {
+    this.#abort = abort;
+    if (this.#early) abort(this.#early.signal);
+  }
+}
+
 /** A run handed to a lane or queued: how its promise settles, and where it went. */
 class PendingRun implements LaneWaiter {
   /** Where it was sent, for an abort; undefined while queued. */
@@ -56,6 +78,8 @@ class PendingRun implements LaneWaiter {
   id = 0;
   /** Removes the AbortSignal's listener, if it had one. */
   detach: (() => void) | undefined;
+  /** runAsync(): told the pid once the run has a child. */
+  onSpawned: ((pid: number) => void) | undefined;
 
   constructor(
     private readonly ended: (outcome: RunOutcome | 'workerLost') => void,
@@ -67,6 +91,10 @@ class PendingRun implements LaneWaiter {
   sendOn(lane: WorkerLane, draft: TaskDraft): void {
     this.lane = lane;
     this.id = lane.send(draft, this);
+  }
+
+  spawned(pid: number): void {
+    this.onSpawned?.(pid);
   }
 
   resolve(outcome: RunOutcome): void {
@@ -141,11 +169,11 @@ export class SpawnPool {
   }
 
   /**
-   * @internal `signal`: run()'s AbortSignal. A queued run it aborts ends
-   * here; a sent one is ended by its worker, told on the lane (no control
-   * port per run).
+   * @internal `signal`: run()'s AbortSignal; `control`: runAsync()'s, for
+   * a run without a port of its own. A queued run they abort ends here; a
+   * sent one is ended by its worker, told on the lane.
    */
-  [submit](draft: TaskDraft, command: () => string, signal?: AbortSignal): Promise<RunOutcome> {
+  [submit](draft: TaskDraft, command: () => string, signal?: AbortSignal, control?: RunControl): Promise<RunOutcome> {
     if (this.#state !== 'open') {
       this.#metrics.recordRefused('pool');
       return Promise.reject(new CommandError('EPOOLCLOSED', `Cannot run ${command()}: the pool is ${this.#state === 'closing' ? 'closed' : 'destroyed'}`, { command: command() }));
@@ -162,24 +190,29 @@ export class SpawnPool {
       const lane = this.#freeLane();
       let queued: Queued | undefined;
       // Told before it crosses: the worker then keeps a way to reach it.
-      if (signal) draft.abortable = true;
+      if (signal || control) draft.abortable = true;
+      if (control) {
+        draft.notifySpawn = true;
+        waiter.onSpawned = control.onSpawned;
+      }
       if (lane && this.#queue.length === 0) waiter.sendOn(lane, draft);
       else this.#enqueue((queued = { draft, waiter }));
       if (signal) {
-        const onAbort = () => this.#abort(waiter, queued);
+        const onAbort = () => this.#abort(waiter, queued, undefined);
         signal.addEventListener('abort', onAbort, { once: true });
         waiter.detach = () => signal.removeEventListener('abort', onAbort);
       }
+      control?.bind((killWith) => this.#abort(waiter, queued, killWith));
     });
   }
 
-  #abort(waiter: PendingRun, queued: Queued | undefined): void {
+  #abort(waiter: PendingRun, queued: Queued | undefined, signal: number | undefined): void {
     const at = queued === undefined ? -1 : this.#queue.indexOf(queued);
     if (at >= 0) {
       this.#queue.splice(at, 1);
       waiter.resolve(unstarted({ code: 'EABORTED', message: 'aborted before it was spawned' }));
     } else {
-      waiter.lane?.abort(waiter.id);
+      waiter.lane?.abort(waiter.id, signal);
     }
   }
 

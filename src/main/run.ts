@@ -10,7 +10,7 @@ import { NO_ATTRIBUTES, type CommandSpec } from '../shared/spec.js';
 import { defaultPool } from './default-pool.js';
 import { activeDryRun } from './dry-run.js';
 import { checkOptions, type CheckedOptions, type RunOptions } from './options.js';
-import { submit } from './pool.js';
+import { RunControl, submit } from './pool.js';
 import { settle } from './outcome.js';
 import type { RunResult } from './result.js';
 import { RunningCommand, type RunHandle } from './running.js';
@@ -77,7 +77,56 @@ function lazyCommandLine(spec: CommandSpec): () => string {
   return () => (line ??= commandLine(spec.env, [spec.binary, ...spec.args]));
 }
 
-/** A run on a pool with a control port: what runAsync() has. */
+/**
+ * runAsync() of a command with no pipe and no handshake: nothing needs a
+ * port of its own. Its pid and an abort travel on the lane: a port and its
+ * RPC cost the main thread more than everything else a run does.
+ */
+class LaneRun implements RunHandle {
+  pid = 0;
+  readonly outcome: Promise<RunOutcome>;
+  readonly #control: RunControl;
+  readonly #spawned: Promise<number>;
+
+  constructor(private readonly spec: CommandSpec, o: CheckedOptions, private readonly command: () => string) {
+    let resolveSpawned!: (pid: number) => void;
+    this.#spawned = new Promise<number>((resolve) => (resolveSpawned = resolve));
+    this.#control = new RunControl(resolveSpawned);
+    const pool = o.pool ?? defaultPool();
+    this.outcome = pool[submit](makeTask(spec, o, undefined), command, undefined, this.#control);
+    // A run that never started, or ended before its pid came: the outcome says.
+    this.outcome.then((outcome) => resolveSpawned(outcome.pid), () => resolveSpawned(0));
+  }
+
+  /** The pid once spawned; 0 when it could not be started. */
+  async spawned(): Promise<number> {
+    this.pid = await this.#spawned;
+    return this.pid;
+  }
+
+  async finish(wantStatus: boolean): Promise<RunResult> {
+    return settle(this.spec, await this.outcome, this.command, wantStatus);
+  }
+
+  async abort(signal: number | undefined): Promise<void> {
+    this.#control.abort(signal);
+    await this.outcome.catch(() => undefined);
+  }
+
+  async handshakeWait(): Promise<void> {
+    throw noHandshake('handshakeWait()', this.command(), this.pid);
+  }
+
+  async handshakeNotify(): Promise<void> {
+    throw noHandshake('handshakeNotify()', this.command(), this.pid);
+  }
+}
+
+function noHandshake(method: string, command: string, pid: number): CommandError {
+  return new CommandError('EINVAL', `${method}: the command has no requireHandshake()`, { command, pid });
+}
+
+/** A run on a pool with a control port of its own: runAsync() with pipes or a handshake. */
 class PooledRun implements RunHandle {
   pid = 0;
   readonly outcome: Promise<RunOutcome>;
@@ -120,9 +169,7 @@ class PooledRun implements RunHandle {
   }
 
   async handshakeWait(): Promise<void> {
-    if (!this.spec.attrs.handshake) {
-      throw new CommandError('EINVAL', 'handshakeWait(): the command has no requireHandshake()', { command: this.command(), pid: this.pid });
-    }
+    if (!this.spec.attrs.handshake) throw noHandshake('handshakeWait()', this.command(), this.pid);
     const ended = this.outcome.then(
       (o) => o.failure ?? { code: 'ESPAWN', message: 'the child ended before the handshake' },
       () => ({ code: 'ESPAWN', message: 'the run failed before the handshake' }));
@@ -133,9 +180,7 @@ class PooledRun implements RunHandle {
   }
 
   async handshakeNotify(): Promise<void> {
-    if (!this.spec.attrs.handshake) {
-      throw new CommandError('EINVAL', 'handshakeNotify(): the command has no requireHandshake()', { command: this.command(), pid: this.pid });
-    }
+    if (!this.spec.attrs.handshake) throw noHandshake('handshakeNotify()', this.command(), this.pid);
     if (this.#over) return;
     await Promise.race([this.#remote.handshakeNotify(), this.outcome.then(() => undefined, () => undefined)]);
   }
@@ -192,7 +237,8 @@ export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Pro
     }, o.status);
   }
   if (o.signal?.aborted) throw abortedBeforeStart(command);
-  const run = new PooledRun(spec, o, command);
+  const needsPort = spec.stdin.kind === 'pipe' || spec.stdout.kind === 'pipe' || spec.stderr.kind === 'pipe' || spec.attrs.handshake;
+  const run = needsPort ? new PooledRun(spec, o, command) : new LaneRun(spec, o, command);
   if ((await run.spawned()) === 0) {
     // Could not start: settle() turns the outcome into its CommandError.
     await run.finish(o.status);

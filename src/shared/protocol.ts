@@ -30,8 +30,10 @@ export interface RunTask {
   readonly killGraceMs: number;
   /** Control channel (abort, spawn notification, streams): runAsync() only. */
   readonly port?: MessagePort | undefined;
-  /** run() with an AbortSignal: an abort may come on the lane. */
+  /** run() with an AbortSignal, or runAsync(): an abort may come on the lane. */
   readonly abortable?: boolean | undefined;
+  /** runAsync() without a port: its pid goes back on the lane once it runs. */
+  readonly notifySpawn?: boolean | undefined;
   /** performance.timeOrigin + now() on the main thread when posted. */
   readonly postedAt: number;
 }
@@ -39,14 +41,20 @@ export interface RunTask {
 /** main → worker, on the lane. */
 export type LaneRequest =
   | { readonly t: 'runs'; readonly runs: readonly WireTask[] }
-  /** run()'s AbortSignal fired: killSignal (or `signal`) to that run's child, SIGKILL after the grace. */
+  /** An abort (run()'s AbortSignal, a handle's abort()): killSignal (or `signal`) to that run's child, SIGKILL after the grace. */
   | { readonly t: 'abort'; readonly id: number; readonly signal: number | undefined }
   /** pool.destroy(): SIGKILL every child; later runs end without spawning. */
   | { readonly t: 'destroy' };
 
 /** worker → main, on the lane. */
 export type LaneReport =
-  | { readonly t: 'done'; readonly numbers: Float64Array; readonly extras: readonly (OutcomeExtras | 0)[] }
+  | {
+    readonly t: 'done';
+    readonly numbers: Float64Array;
+    readonly extras: readonly (OutcomeExtras | 0)[];
+    /** [id, pid, id, pid, ...]: runs that asked for their pid and now run. */
+    readonly spawned: readonly number[];
+  }
   /** The thread is dying: why, and which of its runs had a child (killed now). */
   | { readonly t: 'lost'; readonly reason: string; readonly withChild: readonly number[] };
 

@@ -29,6 +29,7 @@ export interface WireRest {
   readonly killGraceMs?: number;
   readonly port?: MessagePort;
   readonly abortable?: true;
+  readonly notifySpawn?: true;
 }
 
 const KILL_SIGNAL = 15;
@@ -57,6 +58,7 @@ export function encodeTask(task: RunTask, env: RunTask['env']): WireTask {
   if (task.killGraceMs !== KILL_GRACE_MS) (rest ??= {}).killGraceMs = task.killGraceMs;
   if (task.port !== undefined) (rest ??= {}).port = task.port;
   if (task.abortable) (rest ??= {}).abortable = true;
+  if (task.notifySpawn) (rest ??= {}).notifySpawn = true;
   return [task.id, task.spec.binary, task.spec.args, env, task.parentCwd, task.postedAt, rest ?? 0];
 }
 
@@ -87,5 +89,6 @@ export function decodeTask<E>(wire: WireTask, resolveEnv: (env: RunTask['env']) 
     killGraceMs: rest.killGraceMs ?? KILL_GRACE_MS,
     port: rest.port,
     abortable: rest.abortable,
+    notifySpawn: rest.notifySpawn,
   };
 }

@@ -22,7 +22,8 @@ export class ControlChannel {
   /** Stream frames from the main thread, held until the run has its pipes. */
   #frames: Frame[] | ((frame: Frame) => void) = [];
 
-  constructor(private readonly port: MessagePort | undefined) {
+  /** `onSpawned`: a run without a port that asked for its pid gets it on the lane. */
+  constructor(private readonly port: MessagePort | undefined, private readonly onSpawned?: (pid: number) => void) {
     if (!port) return;
     const api: ChildControl = {
       spawned: () => this.#spawned,
@@ -72,6 +73,7 @@ export class ControlChannel {
     this.#helper = helper;
     if (this.#notifyEarly) helper?.notify();
     this.#resolveSpawned(pid);
+    this.onSpawned?.(pid);
   }
 
   /** The run is over (reaped, or never started): release every waiter. */

@@ -45,7 +45,7 @@ function start(wire: WireTask): void {
     runFastDirect(task, engine, lane);
     return;
   }
-  runChild(task, engine).then(
+  runChild(task, engine, lane).then(
     (outcome) => lane.complete(task.id, outcome),
     // runChild reports every failure of the run in its outcome; this would be a bug of ours.
     (err: unknown) => lane.complete(task.id, internalFailure(err)),

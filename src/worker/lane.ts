@@ -10,6 +10,7 @@ export class Lane {
   readonly #port: MessagePort;
   #numbers: number[] = [];
   #extras: (OutcomeExtras | 0)[] = [];
+  #spawned: number[] = [];
   #transfer: ArrayBuffer[] = [];
   #flushQueued = false;
   #silenced = false;
@@ -31,6 +32,17 @@ export class Lane {
         this.#transfer.push(bytes.buffer as ArrayBuffer);
       }
     }
+    this.#queueFlush();
+  }
+
+  /** A run that asked for its pid runs now; told with this turn's outcomes. */
+  spawned(id: number, pid: number): void {
+    if (this.#silenced) return;
+    this.#spawned.push(id, pid);
+    this.#queueFlush();
+  }
+
+  #queueFlush(): void {
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       setImmediate(() => this.#flush());
@@ -39,13 +51,14 @@ export class Lane {
 
   #flush(): void {
     this.#flushQueued = false;
-    if (this.#extras.length === 0) return;
+    if (this.#extras.length === 0 && this.#spawned.length === 0) return;
     const numbers = new Float64Array(this.#numbers);
-    const report: LaneReport = { t: 'done', numbers, extras: this.#extras };
+    const report: LaneReport = { t: 'done', numbers, extras: this.#extras, spawned: this.#spawned };
     const transfer = this.#transfer;
     transfer.push(numbers.buffer);
     this.#numbers = [];
     this.#extras = [];
+    this.#spawned = [];
     this.#transfer = [];
     this.#port.postMessage(report, transfer);
   }

@@ -178,9 +178,10 @@ function bridgePipes(spec: CommandSpec, child: SpawnedChild, control: ControlCha
   return [...outputs.values()];
 }
 
-/** Where a run's outcome goes: the lane. */
+/** Where a run's outcome goes, and its pid when it asked for it: the lane. */
 export interface Completions {
   complete(id: number, outcome: RunOutcome): void;
+  spawned(id: number, pid: number): void;
 }
 
 /**
@@ -212,6 +213,7 @@ export function runFastDirect(task: WorkerTask, engine: Engine, lane: Completion
   const spawnMs = sharedNow() - timing.startedAt;
   const { ending, timer } = endingFor(task, child);
   if (task.abortable) abortable.set(task.id, (signal) => ending.request('EABORTED', 'aborted', signal ?? task.killSignal));
+  if (task.notifySpawn) lane.spawned(task.id, child.pid);
 }
 
 /** A run that can be raced by a callback: spawnFast's record as a promise. */
@@ -226,9 +228,9 @@ function spawnFastAwaitable(engine: Engine, plan: SpawnPlan, io: FastIo): FastCh
  * One run in a worker: resolve, spawn, feed, capture, end, reap. Every path
  * out of here has reaped the child and released the control port.
  */
-export async function runChild(task: WorkerTask, engine: Engine): Promise<RunOutcome> {
+export async function runChild(task: WorkerTask, engine: Engine, lane: Completions): Promise<RunOutcome> {
   const timing = timingOf(task);
-  const control = new ControlChannel(task.port);
+  const control = new ControlChannel(task.port, task.notifySpawn ? (pid) => lane.spawned(task.id, pid) : undefined);
   if (task.abortable) abortable.set(task.id, (signal) => control.abort(signal));
   try {
     if (fitsFastPath(task.spec, engine)) {
