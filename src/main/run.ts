@@ -11,6 +11,7 @@ import { defaultPool } from './default-pool.js';
 import { activeDryRun } from './dry-run.js';
 import { checkOptions, type CheckedOptions, type RunOptions } from './options.js';
 import { RunControl, submit } from './pool.js';
+import { exitedNormally } from '../shared/status.js';
 import { settle } from './outcome.js';
 import type { RunResult } from './result.js';
 import { RunningCommand, type RunHandle } from './running.js';
@@ -170,8 +171,11 @@ class PooledRun implements RunHandle {
 
   async handshakeWait(): Promise<void> {
     if (!this.spec.attrs.handshake) throw noHandshake('handshakeWait()', this.command(), this.pid);
+    // The outcome may arrive before the port's answer. A child that exited
+    // normally had exec'd, which it does only once notified: it was ready.
     const ended = this.outcome.then(
-      (o) => o.failure ?? { code: 'ESPAWN', message: 'the child ended before the handshake' },
+      (o) => o.failure ?? (o.rawStatus !== undefined && exitedNormally(o.rawStatus)
+        ? undefined : { code: 'ESPAWN', message: 'the child ended before the handshake' }),
       () => ({ code: 'ESPAWN', message: 'the run failed before the handshake' }));
     const failure = await Promise.race([this.#remote.handshakeWait(), ended]);
     if (failure) {
