@@ -95,6 +95,28 @@ test('--halt-on-fail starts no job after the first failure', () => {
   assert.not.ok(existsSync(join(d, 'after')));
 });
 
+test('-j bounds the jobs running at once, also while the worker holds the next ones ready', () => {
+  for (const j of [1, 2, 3]) {
+    const d = dir();
+    const trace = join(d, 'trace');
+    const batch = join(d, 'batch.jsonl');
+    // Each job appends a line as it starts and as it ends (O_APPEND: whole lines, in order).
+    writeFileSync(batch, Array.from({ length: 12 }, (_, i) =>
+      JSON.stringify(['/bin/sh', '-c', `echo "+ ${i}" >> ${trace}; sleep 0.05; echo "- ${i}" >> ${trace}`])).join('\n'));
+    const res = cli(['run', batch, '-j', String(j)]);
+    assert.is(res.status, 0, res.stderr);
+    let now = 0;
+    let most = 0;
+    const lines = readFileSync(trace, 'utf8').trim().split('\n');
+    for (const line of lines) {
+      now += line.startsWith('+') ? 1 : -1;
+      most = Math.max(most, now);
+    }
+    assert.is(lines.length, 24);
+    assert.is(most, j, `-j ${j}: at most ${j} at once, and ${j} reached`);
+  }
+});
+
 test('input is streamed: jobs run before the input ends', async () => {
   const d = dir();
   const joblog = join(d, 'joblog');

@@ -2,6 +2,7 @@ import { closeSync, createReadStream, openSync, statSync, writeSync } from 'node
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import { CommandError, SpawnPool, type Command } from '../main/index.js';
+import { laneLimit } from '../main/pool.js';
 import type { EngineName } from '../main/engine-choice.js';
 import { parseJobLine, type Job } from './jobs.js';
 import { JobLog, readJobLog, type JobRecord } from './joblog.js';
@@ -28,6 +29,8 @@ export interface BatchOptions {
 
 interface Attempt {
   readonly ok: boolean;
+  /** From the child's start to its end (a job held ahead in a worker waits first: not counted). */
+  readonly ms: number;
   readonly status: number | null;
   readonly signal: string | null;
   readonly code: string | null;
@@ -62,7 +65,13 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   // and each thread more costs wake-ups on every job (at -j 2, one thread
   // used a fifth less CPU per job than two, and was no slower).
   const threads = Math.min(availableParallelism(), Math.ceil(o.jobs / JOBS_PER_THREAD));
-  const pool = new SpawnPool({ threads, engine: o.engine });
+  // On one thread the worker can hold the next jobs and start one the
+  // moment another ends, -j still bounding what runs: a job's end then
+  // costs no round trip through this thread before the next starts. Not
+  // with --halt-on-fail: no job may start before the last one's status is
+  // known here.
+  const ahead = threads === 1 && !o.haltOnFail ? o.jobs : 0;
+  const pool = new SpawnPool({ threads, engine: o.engine, ...(ahead > 0 ? { [laneLimit]: o.jobs } : {}) });
   const counts: Counts = { done: 0, failed: 0, running: 0, skipped: 0 };
   const progress = new Progress(counts, o.stderr, o.stderr.isTTY === true);
   const started = performance.now();
@@ -91,7 +100,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       return;
     }
     stop = 'interrupt';
-    say(`${signal}: no new jobs; ending ${inFlight.size} running`);
+    say(`${signal}: no new jobs; ending ${counts.running} running`);
     interrupt.abort();
     o.input.destroy();
   };
@@ -99,32 +108,38 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   async function attempt(job: Job, command: Command): Promise<Attempt> {
+    let started: number | undefined;
     try {
-      const r = await command.run({ pool, signal: interrupt.signal, timeoutMs: job.timeoutMs ?? o.timeoutMs });
-      return { ok: true, status: r.status, signal: null, code: null, stdout: text(r.stdout), stderr: text(r.stderr) };
+      // runAsync: it resolves as the child starts, which is when the job starts.
+      const running = await command.runAsync({ pool, signal: interrupt.signal, timeoutMs: job.timeoutMs ?? o.timeoutMs });
+      started = performance.now();
+      counts.running++;
+      try {
+        const r = await running.wait();
+        return { ok: true, ms: performance.now() - started, status: r.status, signal: null, code: null, stdout: text(r.stdout), stderr: text(r.stderr) };
+      } finally {
+        counts.running--;
+      }
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
       return {
-        ok: false, status: err.exitStatus ?? null, signal: err.signal ?? null, code: err.code,
-        message: err.message, stdout: text(err.stdout), stderr: text(err.stderr),
+        ok: false, ms: started === undefined ? 0 : performance.now() - started, status: err.exitStatus ?? null, signal: err.signal ?? null,
+        code: err.code, message: err.message, stdout: text(err.stdout), stderr: text(err.stderr),
       };
     }
   }
 
   async function runJob(job: Job, command: Command): Promise<void> {
-    counts.running++;
-    const t0 = performance.now();
     let attempts = 0;
+    let ms = 0;
     let last: Attempt;
-    try {
-      do last = await attempt(job, command);
-      while (!last.ok && ++attempts <= o.retries && stop !== 'interrupt');
-    } finally {
-      counts.running--;
-    }
+    do {
+      last = await attempt(job, command);
+      ms += last.ms;
+    } while (!last.ok && ++attempts <= o.retries && stop !== 'interrupt');
     // An interrupted job did not finish: a resumed batch runs it again.
     if (last.code === 'EABORTED' && stop === 'interrupt') return;
-    const durationMs = Math.round((performance.now() - t0) * 1000) / 1000;
+    const durationMs = Math.round(ms * 1000) / 1000;
     counts.done++;
     if (!last.ok) counts.failed++;
     const record: JobRecord = {
@@ -164,7 +179,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
         if (!before) skippedFailures++;
         continue;
       }
-      while (inFlight.size >= o.jobs) await Promise.race(inFlight);
+      while (inFlight.size >= o.jobs + ahead) await Promise.race(inFlight);
       if (stop) break;
       const running: Promise<void> = runJob(job, parsed.command).finally(() => inFlight.delete(running));
       inFlight.add(running);

@@ -83,6 +83,11 @@ export class WorkerLane {
     this.#post({ t: 'abort', id, signal }, []);
   }
 
+  /** At most `running` of this lane's runs at once; the rest wait in the worker. */
+  limit(running: number): void {
+    this.#post({ t: 'limit', running }, []);
+  }
+
   /** pool.destroy(): the worker kills every child it has. */
   destroy(): void {
     if (this.#flushQueued) this.#flush();

@@ -44,6 +44,14 @@ const RUNS_PER_THREAD = 256;
 /** @internal run.ts submits through this, keeping it off the public surface. */
 export const submit = Symbol('spawnpool.submit');
 
+/**
+ * @internal An option for the batch CLI: each worker starts at most this
+ * many children at once and holds the runs beyond, starting the next the
+ * moment one ends, without a round trip to the main thread.
+ */
+export const laneLimit = Symbol('spawnpool.laneLimit');
+
+
 interface Queued {
   readonly draft: TaskDraft;
   readonly waiter: PendingRun;
@@ -134,11 +142,13 @@ export class SpawnPool {
   /** Referenced while runs wait here: the threads are not (an idle pool must let the process exit), and a starting thread has no lane yet. */
   #keepAlive: NodeJS.Timeout | undefined;
   readonly #metrics = new PoolMetrics();
+  readonly #laneLimit: number | undefined;
 
-  constructor(opts: SpawnPoolOptions = {}) {
+  constructor(opts: SpawnPoolOptions & { readonly [laneLimit]?: number } = {}) {
     if (opts === null || typeof opts !== 'object') throw new CommandError('EINVAL', 'SpawnPool: options must be an object', { command: '' });
     this.#threads = checkCount('threads', opts.threads) ?? availableParallelism();
     this.#maxQueue = checkCount('maxQueue', opts.maxQueue, 0) ?? Infinity;
+    this.#laneLimit = opts[laneLimit];
     const engine = chooseEngine(opts.engine);
     const workerData: WorkerConfig = { engine };
     this.#piscina = new Piscina({
@@ -164,6 +174,7 @@ export class SpawnPool {
       this.#lanes.splice(this.#lanes.indexOf(dead), 1);
     });
     this.#lanes.push(lane);
+    if (this.#laneLimit !== undefined) lane.limit(this.#laneLimit);
     if (this.#state === 'destroyed') lane.destroy();
     this.#dispatch();
   }

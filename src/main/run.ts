@@ -94,7 +94,8 @@ class LaneRun implements RunHandle {
     this.#spawned = new Promise<number>((resolve) => (resolveSpawned = resolve));
     this.#control = new RunControl(resolveSpawned);
     const pool = o.pool ?? defaultPool();
-    this.outcome = pool[submit](makeTask(spec, o, undefined), command, undefined, this.#control);
+    // The pool wires the AbortSignal from the start: queued, sent or spawned.
+    this.outcome = pool[submit](makeTask(spec, o, undefined), command, o.signal, this.#control);
     // A run that never started, or ended before its pid came: the outcome says.
     this.outcome.then((outcome) => resolveSpawned(outcome.pid), () => resolveSpawned(0));
   }
@@ -248,10 +249,13 @@ export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Pro
     await run.finish(o.status);
   }
   const handle = new RunningCommand(run, o.status);
-  if (o.signal) {
+  if (o.signal && run instanceof PooledRun) {
+    const signal = o.signal;
     const onAbort = () => void run.abort(undefined);
-    o.signal.addEventListener('abort', onAbort, { once: true });
-    void run.outcome.finally(() => o.signal!.removeEventListener('abort', onAbort)).catch(() => undefined);
+    // It may have fired while the run was starting: 'abort' does not fire twice.
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void run.outcome.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
   }
   return handle;
 }

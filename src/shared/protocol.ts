@@ -44,7 +44,9 @@ export type LaneRequest =
   /** An abort (run()'s AbortSignal, a handle's abort()): killSignal (or `signal`) to that run's child, SIGKILL after the grace. */
   | { readonly t: 'abort'; readonly id: number; readonly signal: number | undefined }
   /** pool.destroy(): SIGKILL every child; later runs end without spawning. */
-  | { readonly t: 'destroy' };
+  | { readonly t: 'destroy' }
+  /** At most `running` of this lane's runs at once; the rest wait in the worker. */
+  | { readonly t: 'limit'; readonly running: number };
 
 /** worker → main, on the lane. */
 export type LaneReport =

@@ -1,11 +1,13 @@
 import { workerData } from 'piscina';
-import { SAME_ENV, unstarted, type LaneRequest, type RunOutcome, type RunTask } from '../shared/protocol.js';
+import { SAME_ENV, unstarted, type LaneRequest, type RunOutcome, type RunTask, type WireFailure } from '../shared/protocol.js';
 import type { WorkerConfig } from '../shared/pool-config.js';
 import type { Engine } from './engine.js';
 import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
 import { Lane } from './lane.js';
-import { abortRun, endAll, fitsFastPath, killAllNow, runChild, runFastDirect, runsWithChild, type WorkerTask } from './run-child.js';
+import {
+  abortRun, endAll, fitsFastPath, killAllNow, runChild, runFastDirect, runsWithChild, type Completions, type WorkerTask,
+} from './run-child.js';
 import { decodeTask, type WireTask } from '../shared/wire.js';
 
 /**
@@ -24,31 +26,72 @@ let lastEnv: readonly string[] | Uint8Array = [];
 
 const lane = new Lane(onRequest);
 
+/**
+ * At most `limit` runs of this lane at once (the pool's lane limit; none
+ * by default). The rest wait here, in order, so that one starts the moment
+ * another ends, without a round trip to the main thread.
+ */
+let limit = Infinity;
+let running = 0;
+const waiting: WorkerTask[] = [];
+
+/** Outcomes of started runs: each frees its place for the next waiting one. */
+const started: Completions = {
+  complete(id, outcome) {
+    running--;
+    lane.complete(id, outcome);
+    while (running < limit && waiting.length > 0) start(waiting.shift()!);
+  },
+  spawned: (id, pid) => lane.spawned(id, pid),
+};
+
 function onRequest(request: LaneRequest): void {
-  if (request.t === 'destroy') {
-    endAll();
-    return;
+  switch (request.t) {
+    case 'destroy':
+      endAll();
+      endWaiting({ code: 'EPOOLCLOSED', message: 'the pool was destroyed' });
+      return;
+    case 'abort': {
+      const at = waiting.findIndex((t) => t.id === request.id);
+      if (at < 0) {
+        abortRun(request.id, request.signal);
+        return;
+      }
+      waiting.splice(at, 1);
+      lane.complete(request.id, unstarted({ code: 'EABORTED', message: 'aborted before it was spawned' }));
+      return;
+    }
+    case 'limit':
+      limit = request.running;
+      while (running < limit && waiting.length > 0) start(waiting.shift()!);
+      return;
+    case 'runs':
+      for (const wire of request.runs) {
+        // Decoded on arrival: SAME_ENV means the block the lane carried last.
+        const task: WorkerTask = decodeTask(wire, resolveEnv);
+        if (task.spec.env === null) lastEnv = task.env;
+        if (running < limit && waiting.length === 0) start(task);
+        else waiting.push(task);
+      }
   }
-  if (request.t === 'abort') {
-    abortRun(request.id, request.signal);
-    return;
-  }
-  for (const task of request.runs) start(task);
+}
+
+function endWaiting(failure: WireFailure): void {
+  for (const task of waiting.splice(0)) lane.complete(task.id, unstarted(failure));
 }
 
 const resolveEnv = (env: RunTask['env']) => (env === SAME_ENV ? lastEnv : env);
 
-function start(wire: WireTask): void {
-  const task: WorkerTask = decodeTask(wire, resolveEnv);
-  if (task.spec.env === null) lastEnv = task.env;
+function start(task: WorkerTask): void {
+  running++;
   if (task.port === undefined && fitsFastPath(task.spec, engine)) {
-    runFastDirect(task, engine, lane);
+    runFastDirect(task, engine, started);
     return;
   }
-  runChild(task, engine, lane).then(
-    (outcome) => lane.complete(task.id, outcome),
+  runChild(task, engine, started).then(
+    (outcome) => started.complete(task.id, outcome),
     // runChild reports every failure of the run in its outcome; this would be a bug of ours.
-    (err: unknown) => lane.complete(task.id, internalFailure(err)),
+    (err: unknown) => started.complete(task.id, internalFailure(err)),
   );
 }
 
