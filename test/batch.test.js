@@ -106,6 +106,9 @@ test("run()'s AbortSignal reaches its run on the lane: queued ones end unstarted
   const pool = new SpawnPool({ threads: 1, engine: ENGINE });
   try {
     await warmUp(() => new Command('/bin/true').run({ pool }));
+    const warnings = [];
+    const onWarning = (w) => warnings.push(w.name);
+    process.on('warning', onWarning);
     const ac = new AbortController();
     const err = (p) => p.then(() => assert.unreachable('resolved'), (e) => e);
     // A worker carries 256 at once: these fill it, the last ones wait in the pool.
@@ -126,6 +129,10 @@ test("run()'s AbortSignal reaches its run on the lane: queued ones end unstarted
     // A run without that signal is not touched.
     assert.is((await other).status, 0);
     assert.is(pool.stats().outcomes.abort, 261);
+    // 261 runs on one signal: one listener on it, no leak warning.
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    assert.not.ok(warnings.includes('MaxListenersExceededWarning'), warnings.join(', '));
     await untilNoChildren();
   } finally {
     await pool.destroy();

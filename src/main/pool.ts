@@ -38,6 +38,29 @@ export interface PoolStats {
   readonly runMs: LatencySummary;
 }
 
+/**
+ * One 'abort' listener per AbortSignal, however many runs share it (a
+ * batch gives all its runs one): a listener per run made Node warn of a
+ * leak past ten, and each add and remove walks the signal's listener list.
+ */
+const aborters = new WeakMap<AbortSignal, Set<() => void>>();
+
+/** Calls `fn` when `signal` aborts; returns the way to stop that. */
+function onAbort(signal: AbortSignal, fn: () => void): () => void {
+  let runs = aborters.get(signal);
+  if (runs === undefined) {
+    const set = (runs = new Set());
+    aborters.set(signal, set);
+    signal.addEventListener('abort', () => {
+      for (const abort of [...set]) abort();
+      set.clear();
+    }, { once: true });
+  }
+  const set = runs;
+  set.add(fn);
+  return () => set.delete(fn);
+}
+
 /** Children each worker carries at once before runs queue. */
 const RUNS_PER_THREAD = 256;
 
@@ -208,11 +231,7 @@ export class SpawnPool {
       }
       if (lane && this.#queue.length === 0) waiter.sendOn(lane, draft);
       else this.#enqueue((queued = { draft, waiter }));
-      if (signal) {
-        const onAbort = () => this.#abort(waiter, queued, undefined);
-        signal.addEventListener('abort', onAbort, { once: true });
-        waiter.detach = () => signal.removeEventListener('abort', onAbort);
-      }
+      if (signal) waiter.detach = onAbort(signal, () => this.#abort(waiter, queued, undefined));
       control?.bind((killWith) => this.#abort(waiter, queued, killWith));
     });
   }
