@@ -21,7 +21,9 @@
  *   1. umask
  *   2. close every fd but 0-2, the kept ones and the two pipes to the worker
  *   3. daemonize: setsid, chdir /, fork; the intermediate reports the
- *      daemon's pid, waits until the daemon has written its pidfile, exits 0
+ *      daemon's pid, waits until the daemon has written its pidfile, exits 0;
+ *      the daemon goes on once the intermediate is gone (never the child of
+ *      a process that is about to exit, when its program starts)
  *   4. pidfile: open, F_SETLK write lock, again if the file was replaced
  *      meanwhile, truncate, write the pid; the locked fd stays open across
  *      exec, so the daemon holds the lock for as long as it lives
@@ -39,19 +41,26 @@
  * 125 failed before exec, 126 could not exec, 127 not found.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "attrs.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
 #endif
 
 extern char **environ;
@@ -174,10 +183,24 @@ static void acquire_pidfile(const char *path) {
   }
 }
 
+/* The daemon waits for its reparenting: the intermediate's pidfd turns
+   readable as it exits. Checked against getppid() first, so a pid already
+   gone (and perhaps reused) is never waited on; polled with a timeout for
+   the instant between its exit and our new parent. */
+static void await_reparent(pid_t intermediate) {
+  int fd = (int)syscall(SYS_pidfd_open, intermediate, 0);
+  while (getppid() == intermediate) {
+    struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+    if (poll(&p, 1, fd < 0 ? 1 : 10) < 0 && errno != EINTR) break;
+  }
+  if (fd >= 0) close(fd);
+}
+
 /* Step 3. Returns in the daemon; the intermediate never returns. */
 static void daemonize(const char *pidfile) {
   if (setsid() < 0) fail(STEP_DAEMON_SETSID, errno, 125);
   if (chdir("/") != 0) fail(STEP_DAEMON_CHDIR, errno, 125);
+  pid_t intermediate = getpid();
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) fail(STEP_FORK, errno, 125);
   pid_t pid = fork();
@@ -198,6 +221,7 @@ static void daemonize(const char *pidfile) {
   if (pidfile != NULL) acquire_pidfile(pidfile);
   while (write(ready[1], "1", 1) < 0 && errno == EINTR) {}
   close(ready[1]);
+  await_reparent(intermediate);
 }
 
 /* Step 9. */
