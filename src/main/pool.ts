@@ -74,7 +74,6 @@ export const submit = Symbol('spawnpool.submit');
  */
 export const laneLimit = Symbol('spawnpool.laneLimit');
 
-
 interface Queued {
   readonly draft: TaskDraft;
   readonly waiter: PendingRun;

@@ -6,7 +6,7 @@ import { CommandError } from '../shared/errors.js';
 import { commandLine } from '../shared/quote.js';
 import type { ChildControl, RunOutcome } from '../shared/protocol.js';
 import type { TaskDraft } from './lane.js';
-import { NO_ATTRIBUTES, type CommandSpec } from '../shared/spec.js';
+import { NO_ATTRIBUTES, hasPipe, type CommandSpec } from '../shared/spec.js';
 import { defaultPool } from './default-pool.js';
 import { activeDryRun } from './dry-run.js';
 import { checkOptions, type CheckedOptions, type RunOptions } from './options.js';
@@ -202,7 +202,7 @@ class PooledRun implements RunHandle {
 /** Settings that only make sense together, or with one way of running. */
 function checkFits(spec: CommandSpec, command: () => string, method: 'run()' | 'runAsync()'): void {
   // Most commands: nothing that could conflict.
-  if (spec.attrs === NO_ATTRIBUTES && spec.stdin.kind !== 'pipe' && spec.stdout.kind !== 'pipe' && spec.stderr.kind !== 'pipe') return;
+  if (spec.attrs === NO_ATTRIBUTES && !hasPipe(spec)) return;
   // Pipes are handles on a running child: run() has none to give.
   const piped = method === 'run()' ? [spec.stdin.kind === 'pipe' && 'inputPipe()', spec.stdout.kind === 'pipe' && 'outputPipe()',
     spec.stderr.kind === 'pipe' && 'errorPipe()'].filter(Boolean) : [];
@@ -242,8 +242,7 @@ export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Pro
     }, o.status);
   }
   if (o.signal?.aborted) throw abortedBeforeStart(command);
-  const needsPort = spec.stdin.kind === 'pipe' || spec.stdout.kind === 'pipe' || spec.stderr.kind === 'pipe' || spec.attrs.handshake;
-  const run = needsPort ? new PooledRun(spec, o, command) : new LaneRun(spec, o, command);
+  const run = hasPipe(spec) || spec.attrs.handshake ? new PooledRun(spec, o, command) : new LaneRun(spec, o, command);
   if ((await run.spawned()) === 0) {
     // Could not start: settle() turns the outcome into its CommandError.
     await run.finish(o.status);

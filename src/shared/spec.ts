@@ -115,13 +115,23 @@ export const NO_ATTRIBUTES: ProcessAttributes = Object.freeze({
   parentDeathSignal: undefined, daemonize: false, pidFile: undefined, handshake: false,
 });
 
+/** A field that holds its default: the same value or shared object, or, for a list, an empty one. */
+export function isDefaultValue(value: unknown, fallback: unknown): boolean {
+  return value === fallback || (Array.isArray(value) && value.length === 0 && Array.isArray(fallback));
+}
+
 /** `a` itself, or NO_ATTRIBUTES when it sets nothing. */
 export function sharedIfDefault(a: ProcessAttributes): ProcessAttributes {
   for (const key in NO_ATTRIBUTES) {
-    const value = a[key as keyof ProcessAttributes];
-    if (value !== NO_ATTRIBUTES[key as keyof ProcessAttributes] && !(Array.isArray(value) && value.length === 0)) return a;
+    const field = key as keyof ProcessAttributes;
+    if (!isDefaultValue(a[field], NO_ATTRIBUTES[field])) return a;
   }
   return NO_ATTRIBUTES;
+}
+
+/** Something of it needs a JS stream: a port of its own, the stream path in the worker. */
+export function hasPipe(spec: CommandSpec): boolean {
+  return spec.stdin.kind === 'pipe' || spec.stdout.kind === 'pipe' || spec.stderr.kind === 'pipe';
 }
 
 /** What a Command that only names a binary and its arguments holds. */

@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import { SPEC_DEFAULTS, type CommandSpec } from './spec.js';
+import { SPEC_DEFAULTS, isDefaultValue, type CommandSpec } from './spec.js';
 import type { RunTask } from './protocol.js';
 
 /**
@@ -38,17 +38,11 @@ const KILL_GRACE_MS = 2000;
 type Field = keyof typeof SPEC_DEFAULTS;
 const FIELDS = Object.keys(SPEC_DEFAULTS) as Field[];
 
-/** Defaults are shared objects (told by identity) or empty lists. */
-function isDefault(field: Field, value: unknown): boolean {
-  const fallback = SPEC_DEFAULTS[field];
-  return value === fallback || (Array.isArray(value) && value.length === 0 && Array.isArray(fallback));
-}
-
 /** `env` replaces the task's own (SAME_ENV, when the lane sent this block already). */
 export function encodeTask(task: RunTask, env: RunTask['env']): WireTask {
   let spec: Record<string, unknown> | undefined;
   for (const field of FIELDS) {
-    if (!isDefault(field, task.spec[field])) (spec ??= {})[field] = task.spec[field];
+    if (!isDefaultValue(task.spec[field], SPEC_DEFAULTS[field])) (spec ??= {})[field] = task.spec[field];
   }
   let rest: Record<string, unknown> | undefined;
   if (spec !== undefined) (rest ??= {}).spec = spec;

@@ -66,6 +66,9 @@ export interface HelperChannel {
   abandon(): void;
 }
 
+/** No fds: one shared empty list for the plans and flags of most runs. */
+export const NO_FDS: readonly number[] = Object.freeze([]);
+
 /** A spawn that failed before the program ran, with the errno name. */
 export class SpawnFailure extends Error {
   constructor(readonly code: string, message: string) {

@@ -40,7 +40,7 @@ const started: Completions = {
   complete(id, outcome) {
     running--;
     lane.complete(id, outcome);
-    while (running < limit && waiting.length > 0) start(waiting.shift()!);
+    startWaiting();
   },
   spawned: (id, pid) => lane.spawned(id, pid),
 };
@@ -63,7 +63,7 @@ function onRequest(request: LaneRequest): void {
     }
     case 'limit':
       limit = request.running;
-      while (running < limit && waiting.length > 0) start(waiting.shift()!);
+      startWaiting();
       return;
     case 'runs':
       for (const wire of request.runs) {
@@ -74,6 +74,10 @@ function onRequest(request: LaneRequest): void {
         else waiting.push(task);
       }
   }
+}
+
+function startWaiting(): void {
+  while (running < limit && waiting.length > 0) start(waiting.shift()!);
 }
 
 function endWaiting(failure: WireFailure): void {

@@ -1,10 +1,10 @@
 import { statSync } from 'node:fs';
 import { sharedNow } from '../shared/clock.js';
 import { resolveBinary } from '../shared/resolve.js';
-import { STDERR_TAIL_BYTES, type CommandSpec } from '../shared/spec.js';
+import { STDERR_TAIL_BYTES, hasPipe, type CommandSpec } from '../shared/spec.js';
 import { unstarted, type RunOutcome, type RunTask, type WireFailure } from '../shared/protocol.js';
 import {
-  SpawnFailure, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan, type SpawnedChild,
+  NO_FDS, SpawnFailure, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan, type SpawnedChild,
 } from './engine.js';
 import { Capture, Tail } from './capture.js';
 import { closeHostFd } from './close-fd.js';
@@ -95,8 +95,7 @@ function notStarted(timing: Timing, failure: WireFailure): RunOutcome {
 
 /** Nothing about it needs a JS stream or the exec helper: the addon can carry it out alone. */
 export function fitsFastPath(spec: CommandSpec, engine: Engine): boolean {
-  return engine.spawnFast !== undefined && spec.stdin.kind !== 'pipe' && spec.stdout.kind !== 'pipe' &&
-    spec.stderr.kind !== 'pipe' && !spec.attrs.daemonize && !spec.attrs.handshake;
+  return engine.spawnFast !== undefined && !hasPipe(spec) && !spec.attrs.daemonize && !spec.attrs.handshake;
 }
 
 function fastIo(spec: CommandSpec): FastIo {
@@ -138,7 +137,6 @@ function planFor(task: WorkerTask, file: string): SpawnPlan {
     attrs: spec.attrs,
   };
 }
-const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Whatever an engine throws is this run's failure, never the worker's. */
 function launchFailure(err: unknown, spec: CommandSpec, file: string): WireFailure {

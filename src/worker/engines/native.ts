@@ -7,7 +7,7 @@ import {
 import type { WireFailure } from '../../shared/protocol.js';
 import { NO_ATTRIBUTES } from '../../shared/spec.js';
 import {
-  SpawnFailure, killGroup, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan,
+  NO_FDS, SpawnFailure, killGroup, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan,
   type SpawnedChild, type StdioPlan,
 } from '../engine.js';
 
@@ -229,8 +229,6 @@ function asFailure(err: unknown): unknown {
   const { code, syscall, message } = err as NodeJS.ErrnoException;
   return code !== undefined && syscall !== undefined ? new SpawnFailure(code, message) : err;
 }
-
-const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** spawn()'s flags: the attributes, the moved fds, the session. */
 function childFlags(flags: SpawnFlags, moves: readonly number[], session: SpawnPlan['session']): SpawnFlags {
