@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, rmSy
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CommandError, SpawnPool } from '../dist/index.js';
+import { Command, CommandError, SpawnPool } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const HELPER = join(here, 'helper', 'build', 'commandhelper');
@@ -203,12 +203,32 @@ export function throwsWith(fn, code) {
   throw new Error(`expected CommandError ${code}, but it returned`);
 }
 
+/** The threads of this process that are the parent of one of `pids` (/proc/self/task/TID/children). */
+export function spawningThreads(pids) {
+  const threads = new Set();
+  for (const tid of readdirSyncSafe('/proc/self/task')) {
+    let children = '';
+    try { children = readFileSync(`/proc/self/task/${tid}/children`, 'utf8'); } catch { continue; }
+    if (children.split(' ').some((pid) => pids.includes(Number(pid)))) threads.add(tid);
+  }
+  return threads;
+}
+
 /**
  * Runs short commands on `run` until the process's fd count holds still:
  * every thread of the pool has started and opened what it opens lazily
- * (a thread that starts late gets work only from then on).
+ * (a thread that starts late gets work only from then on). With `pool`
+ * and `threads`: first, until children of that many threads run at once,
+ * so that a thread still starting cannot open its fds after the count.
  */
-export async function warmUp(run) {
+export async function warmUp(run, { pool, threads } = {}) {
+  while (pool !== undefined) {
+    const sleepers = await Promise.all(Array.from({ length: 16 }, () => new Command('/bin/sleep', 'infinity').runAsync({ pool })));
+    const up = spawningThreads(sleepers.map((s) => s.pid)).size;
+    await Promise.all(sleepers.map((s) => s.abort()));
+    await Promise.all(sleepers.map((s) => s.wait().catch(() => undefined)));
+    if (up === threads) break;
+  }
   let fds = -1;
   for (let steady = 0; steady < 3;) {
     await Promise.all(Array.from({ length: 16 }, run));

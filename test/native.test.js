@@ -18,6 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { Command } from '../dist/index.js';
 import {
   ENGINE, HELPER, pool, helper, expectedLog, echoed, inheritableFds, openFds, processState, exeOf, childrenOf, rejectsWith, tmpBase,
+  spawningThreads,
 } from './_support.js';
 
 const entry = fileURLToPath(new URL('../dist/index.js', import.meta.url));
@@ -249,17 +250,6 @@ test('reaping never touches children the pool does not own', async () => {
 });
 
 // ---- threads and leaks ----------------------------------------------------------
-
-/** The threads of this process whose children include one of `pids`. */
-function spawningThreads(pids) {
-  const threads = new Set();
-  for (const tid of readdirSync('/proc/self/task')) {
-    let children = '';
-    try { children = readFileSync(`/proc/self/task/${tid}/children`, 'utf8'); } catch { continue; }
-    if (children.split(' ').some((pid) => pids.includes(Number(pid)))) threads.add(tid);
-  }
-  return threads;
-}
 
 test('two worker threads run many children at once, each run with its own output and status', async () => {
   await Promise.all(Array.from({ length: 4 }, () => new Command('/bin/true').run(opts()))); // both workers up

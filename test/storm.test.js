@@ -58,7 +58,7 @@ const settle = (kind, pool) => codeOf(KINDS[kind].run(pool));
 test('a storm of 2000 mixed runs: each ends as it must, nothing is left behind', async () => {
   const pool = new SpawnPool({ threads: 2, engine: ENGINE });
   // Warm up first: the threads and their lazily opened fds exist before the count.
-  const fdsBefore = await warmUp(() => new Command('/bin/true').run({ pool }));
+  const fdsBefore = await warmUp(() => new Command('/bin/true').run({ pool }), { pool, threads: 2 });
   const next = random(2026);
   const names = Object.keys(KINDS);
   const kinds = Array.from({ length: 2000 }, () => names[Math.floor(next() * names.length)]);
