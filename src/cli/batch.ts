@@ -1,29 +1,48 @@
-import { closeSync, createReadStream, openSync, statSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import { CommandError, SpawnPool, type Command } from '../main/index.js';
 import { laneLimit } from '../main/pool.js';
 import type { EngineName } from '../main/engine-choice.js';
-import { parseJobLine, type Job } from './jobs.js';
+import { commandLine } from '../shared/quote.js';
+import { commandFor, type Job, type OutputMode } from './jobs.js';
 import { JobLog, readJobLog, type JobRecord } from './joblog.js';
-import { readLines } from '../main/lines.js';
-import { Progress, type Counts } from './progress.js';
+import { Progress, type Counts, type ProgressStyle } from './progress.js';
+import { haltReached, type HaltPolicy } from './halt.js';
+import { GroupedOutput } from './output.js';
+import { LineSink, OutputFileError } from './sink.js';
+import { Failures } from './summary.js';
+
+/** What the input gives, in order: a job, or a line that is not one. */
+export type FeedItem =
+  | { readonly kind: 'job'; readonly job: Job }
+  | { readonly kind: 'bad'; readonly line: number; readonly reason: string };
 
 export interface BatchOptions {
-  readonly input: Readable;
-  /** The input's path when it is a file: its lines are counted for the ETA. */
-  readonly inputPath: string | undefined;
+  readonly feed: AsyncIterable<FeedItem>;
+  /** Destroyed on an interrupt, so that a read blocked on it ends. */
+  readonly input: Readable | undefined;
+  /** How many jobs the input holds, when that can be known (for --bar, --eta, --halt N%). */
+  readonly total: Promise<number | undefined>;
+  /** `{%}` appears in the template: a job gets its slot before it is queued. */
+  readonly usesSlot: boolean;
   readonly jobs: number;
   readonly timeoutMs: number | undefined;
   readonly retries: number;
   readonly joblog: string | undefined;
-  readonly resume: boolean;
+  /** 'all': skip every job the joblog shows ended; 'failed': rerun the failed ones, skip the rest. */
+  readonly resume: 'all' | 'failed' | undefined;
   readonly results: string | undefined;
   readonly capture: boolean;
-  readonly haltOnFail: boolean;
+  readonly halt: HaltPolicy | undefined;
+  readonly output: OutputMode;
+  readonly keepOrder: boolean;
+  readonly tag: boolean;
+  readonly dryRun: boolean;
+  readonly progress: ProgressStyle | undefined;
   /** Default: native where it loads. */
   readonly engine: EngineName | undefined;
-  /** Where the progress line, problems and the summary go. */
+  readonly stdout: NodeJS.WriteStream;
+  /** Where the progress line, problems and the summary go (and the jobs' stderr). */
   readonly stderr: NodeJS.WriteStream;
 }
 
@@ -35,32 +54,62 @@ interface Attempt {
   readonly signal: string | null;
   readonly code: string | null;
   readonly message?: string | undefined;
-  readonly stdout?: string | undefined;
-  readonly stderr?: string | undefined;
+  readonly stdout?: string | Uint8Array | undefined;
+  readonly stderr?: string | Uint8Array | undefined;
 }
+
+/** Why no new job starts. The first three also end the running ones, which are then not logged. */
+type Stop = 'SIGINT' | 'SIGTERM' | 'EPIPE' | 'halt-now' | 'halt' | 'ioerror';
+const ENDS_RUNNING: ReadonlySet<Stop> = new Set(['SIGINT', 'SIGTERM', 'EPIPE', 'halt-now']);
+const STATUS: Partial<Record<Stop, number>> = { SIGINT: 130, SIGTERM: 143, EPIPE: 141, ioerror: 3 };
 
 const JOBS_PER_THREAD = 4;
 
-const text = (v: string | Uint8Array | undefined) => (v === undefined || typeof v === 'string' ? v : Buffer.from(v).toString('utf8'));
+const bytes = (v: string | Uint8Array | undefined) => (v === undefined ? undefined : typeof v === 'string' ? Buffer.from(v) : v);
+const strict = new TextDecoder('utf-8', { fatal: true });
 
-/** Counts the newlines of a file without holding it: the ETA's denominator. */
-async function countLines(path: string): Promise<number> {
-  let n = 0;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
+/** Captured bytes for the results file: text when they are UTF-8, else base64 with a flag beside. */
+function captured(name: 'stdout' | 'stderr', v: string | Uint8Array | undefined): Record<string, string> {
+  const b = bytes(v) ?? new Uint8Array(0);
+  try {
+    return { [name]: strict.decode(b) };
+  } catch {
+    return { [name]: Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64'), [`${name}Encoding`]: 'base64' };
   }
-  return n;
+}
+
+/** The lowest free slot number (from 1), as `{%}` counts them. */
+class Slots {
+  readonly #free: number[] = [];
+  #next = 1;
+
+  take(): number {
+    if (this.#free.length === 0) return this.#next++;
+    this.#free.sort((a, b) => a - b);
+    return this.#free.shift()!;
+  }
+
+  give(slot: number): void {
+    this.#free.push(slot);
+  }
 }
 
 /**
- * Runs a batch: one job per input line, `jobs` at once, each logged when it
- * ends. Returns the exit status: 0 when every job succeeded, 1 otherwise,
- * 130 when interrupted.
+ * Runs a batch, `jobs` at once, each logged when it ends. Returns the exit
+ * status: 0 when every job succeeded, 1 when some failed, 3 when a file of
+ * spawnpool's own could not be written, 130 / 143 when interrupted by
+ * SIGINT / SIGTERM, 141 when stdout was closed by its reader.
  */
 export async function runBatch(o: BatchOptions): Promise<number> {
-  const previous = o.resume && o.joblog !== undefined ? readJobLog(o.joblog) : new Map<string, boolean>();
-  const joblog = o.joblog === undefined ? undefined : new JobLog(o.joblog);
-  const resultsFd = o.results === undefined ? undefined : openSync(o.results, o.resume ? 'a' : 'w');
+  const previous = o.resume !== undefined && o.joblog !== undefined ? readJobLog(o.joblog) : new Map<string, boolean>();
+  const joblog = o.joblog === undefined || o.dryRun ? undefined : new JobLog(o.joblog);
+  let results: LineSink | undefined;
+  try {
+    results = o.results === undefined || o.dryRun ? undefined : new LineSink(o.results, o.resume !== undefined);
+  } catch (err) {
+    joblog?.close();
+    throw err;
+  }
   // One worker thread carries a few jobs at a time as fast as several do,
   // and each thread more costs wake-ups on every job (at -j 2, one thread
   // used a fifth less CPU per job than two, and was no slower).
@@ -68,41 +117,68 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   // On one thread the worker can hold the next jobs and start one the
   // moment another ends, -j still bounding what runs: a job's end then
   // costs no round trip through this thread before the next starts. Not
-  // with --halt-on-fail: no job may start before the last one's status is
-  // known here.
-  const ahead = threads === 1 && !o.haltOnFail ? o.jobs : 0;
-  const pool = new SpawnPool({ threads, engine: o.engine, ...(ahead > 0 ? { [laneLimit]: o.jobs } : {}) });
+  // with --halt (no job may start before the last one's status is known
+  // here), nor with {%} (a job's slot is known only here).
+  const ahead = threads === 1 && o.halt === undefined && !o.usesSlot ? o.jobs : 0;
+  const pool = o.dryRun ? undefined : new SpawnPool({ threads, engine: o.engine, ...(ahead > 0 ? { [laneLimit]: o.jobs } : {}) });
   const counts: Counts = { done: 0, failed: 0, running: 0, skipped: 0 };
-  const progress = new Progress(counts, o.stderr, o.stderr.isTTY === true);
+  const live = o.progress !== undefined && o.stderr.isTTY === true;
+  const progress = new Progress(counts, o.stderr, live ? o.progress : undefined);
+  let total: number | undefined;
+  o.total.then((n) => (progress.total = total = n), () => undefined);
   const started = performance.now();
+  const failures = new Failures();
+  const slots = new Slots();
   let skippedFailures = 0;
-  let stop: 'interrupt' | 'halt' | undefined;
+  let stop: Stop | undefined;
+  let ioError: OutputFileError | undefined;
   const inFlight = new Set<Promise<void>>();
   // One for the batch: an interrupt ends every running job.
   const interrupt = new AbortController();
 
-  if (o.inputPath !== undefined && statSync(o.inputPath).isFile()) {
-    countLines(o.inputPath).then((n) => (progress.total = n), () => undefined);
-  }
-
   const say = (line: string) => {
-    if (o.stderr.isTTY) o.stderr.write('\r\x1b[K');
+    progress.clear();
     o.stderr.write(`spawnpool run: ${line}\n`);
   };
-  const result = (fields: Record<string, unknown>) => {
-    if (resultsFd !== undefined) writeSync(resultsFd, `${JSON.stringify(fields)}\n`);
+  const halt = (why: Stop, message?: string) => {
+    if (stop !== undefined && ENDS_RUNNING.has(stop)) return;
+    stop = why;
+    if (message !== undefined) say(message);
+    if (ENDS_RUNNING.has(why)) {
+      interrupt.abort();
+      o.input?.destroy();
+    }
+  };
+  const writeResult = (fields: Record<string, unknown>) => {
+    if (results !== undefined && !results.write(`${JSON.stringify(fields)}\n`)) ioFailed(results.failed!);
+  };
+  const ioFailed = (err: OutputFileError) => {
+    if (ioError !== undefined) return;
+    ioError = err;
+    halt('ioerror', `${err.message}: no new jobs; waiting for ${counts.running} running`);
   };
 
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stop === 'interrupt') {
+  // A reader that stops reading (| head) ends the batch quietly, as coreutils do.
+  let stdoutBroken = false;
+  const onStdoutError = (err: NodeJS.ErrnoException) => {
+    stdoutBroken = true;
+    if (err.code === 'EPIPE') halt('EPIPE');
+    else ioFailed(new OutputFileError('stdout', err));
+  };
+  o.stdout.on('error', onStdoutError);
+  const output = new GroupedOutput({
+    stdout: { write: (b: Uint8Array) => (stdoutBroken ? true : o.stdout.write(b)) } as NodeJS.WritableStream,
+    stderr: o.stderr,
+    beforeWrite: () => progress.clear(),
+  }, o.keepOrder, o.tag);
+
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    if (stop === 'SIGINT' || stop === 'SIGTERM') {
       // A second one: no more grace.
-      void pool.destroy();
+      void pool?.destroy();
       return;
     }
-    stop = 'interrupt';
-    say(`${signal}: no new jobs; ending ${counts.running} running`);
-    interrupt.abort();
-    o.input.destroy();
+    halt(signal, `${signal}: no new jobs; ending ${counts.running} running`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -116,7 +192,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       counts.running++;
       try {
         const r = await running.wait();
-        return { ok: true, ms: performance.now() - started, status: r.status, signal: null, code: null, stdout: text(r.stdout), stderr: text(r.stderr) };
+        return { ok: true, ms: performance.now() - started, status: r.status, signal: null, code: null, stdout: r.stdout, stderr: r.stderr };
       } finally {
         counts.running--;
       }
@@ -124,84 +200,133 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       if (!(err instanceof CommandError)) throw err;
       return {
         ok: false, ms: started === undefined ? 0 : performance.now() - started, status: err.exitStatus ?? null, signal: err.signal ?? null,
-        code: err.code, message: err.message, stdout: text(err.stdout), stderr: text(err.stderr),
+        code: err.code, message: err.message, stdout: err.stdout, stderr: err.stderr,
       };
     }
   }
 
-  async function runJob(job: Job, command: Command): Promise<void> {
+  /** A line that is no job, or a job whose command cannot be built: failed, in the results, not in the joblog. */
+  function badJob(index: number, line: number, id: string | null, reason: string): void {
+    counts.done++;
+    counts.failed++;
+    failures.add(id === null ? `line ${line}` : `job ${id}`, 'EBADLINE', reason);
+    say(`line ${line}: ${reason}`);
+    writeResult({ id, line, code: 'EBADLINE', message: reason });
+    output.dropped(index);
+    checkHalt();
+  }
+
+  function checkHalt(): void {
+    if (o.halt === undefined || stop !== undefined) return;
+    if (!haltReached(o.halt, { ok: counts.done - counts.failed, failed: counts.failed }, total)) return;
+    const what = o.halt.on === 'fail' ? `${counts.failed} failed` : `${counts.done - counts.failed} succeeded`;
+    halt(o.halt.when === 'now' ? 'halt-now' : 'halt',
+      `--halt ${o.halt.text}: ${what}; no new jobs${o.halt.when === 'now' ? `, ending ${counts.running} running` : ''}`);
+  }
+
+  async function runJob(job: Job, index: number, slot: number): Promise<void> {
+    const argv = job.argv(slot);
+    let command: Command;
+    try {
+      command = commandFor(job, argv, o.output);
+    } catch (err) {
+      return badJob(index, job.line, job.id, (err as Error).message);
+    }
     let attempts = 0;
     let ms = 0;
     let last: Attempt;
     do {
       last = await attempt(job, command);
       ms += last.ms;
-    } while (!last.ok && ++attempts <= o.retries && stop !== 'interrupt');
-    // An interrupted job did not finish: a resumed batch runs it again.
-    if (last.code === 'EABORTED' && stop === 'interrupt') return;
+    } while (!last.ok && ++attempts <= o.retries && (stop === undefined || !ENDS_RUNNING.has(stop)));
+    // Ended by an interrupt or `--halt now`, the job did not finish: a resumed batch runs it again.
+    if (last.code === 'EABORTED' && stop !== undefined && ENDS_RUNNING.has(stop)) return output.dropped(index);
     const durationMs = Math.round(ms * 1000) / 1000;
     counts.done++;
-    if (!last.ok) counts.failed++;
+    if (!last.ok) {
+      counts.failed++;
+      failures.add(`job ${job.id}`, last.code ?? 'EFAILED', last.message ?? '');
+    }
     const record: JobRecord = {
       id: job.id, line: job.line, ok: last.ok, status: last.status, signal: last.signal, code: last.code,
       durationMs, attempts: Math.min(attempts, o.retries) + 1, endedAt: new Date().toISOString(),
     };
-    joblog?.append(record);
-    result({
-      id: job.id, line: job.line, argv: job.argv, status: last.status, signal: last.signal, code: last.code, durationMs,
-      attempts: record.attempts,
+    if (joblog !== undefined && !joblog.append(record)) ioFailed(joblog.failed!);
+    writeResult({
+      id: job.id, line: job.line, ...(job.args === undefined ? {} : { args: job.args }), argv, status: last.status, signal: last.signal,
+      code: last.code, durationMs, attempts: record.attempts,
       ...(last.message === undefined ? {} : { message: last.message }),
-      ...(o.capture ? { stdout: last.stdout ?? '', stderr: last.stderr ?? '' } : {}),
+      ...(o.capture ? { ...captured('stdout', last.stdout), ...captured('stderr', last.stderr) } : {}),
     });
-    if (!last.ok && o.haltOnFail && stop === undefined) {
-      stop = 'halt';
-      say(`job ${job.id} failed (${last.code}): --halt-on-fail, no new jobs`);
-    }
+    output.ended(index, job.args === undefined ? job.id : job.args.join(' '), bytes(last.stdout), bytes(last.stderr));
+    checkHalt();
   }
 
+  function dryRun(job: Job): void {
+    const argv = job.argv(1);
+    const cd = job.cwd === undefined ? '' : `cd ${commandLine(null, [job.cwd])} && `;
+    if (!stdoutBroken) o.stdout.write(`${cd}${commandLine(job.env === undefined ? null : Object.entries(job.env), argv)}\n`);
+  }
+
+  let index = 0;
   try {
-    for await (const { number, text: lineText } of readLines(o.input)) {
-      const parsed = parseJobLine(lineText, number, o.capture);
-      if (parsed.kind === 'skip') continue;
-      if (parsed.kind === 'bad') {
-        counts.done++;
-        counts.failed++;
-        say(`line ${number}: ${parsed.reason}`);
-        result({ id: null, line: number, code: 'EBADLINE', message: parsed.reason });
-        if (o.haltOnFail) stop ??= 'halt';
-        if (stop) break;
+    for await (const item of o.feed) {
+      if (stop !== undefined) break;
+      const at = index++;
+      if (item.kind === 'bad') {
+        badJob(at, item.line, null, item.reason);
         continue;
       }
-      const { job } = parsed;
+      const { job } = item;
       const before = previous.get(job.id);
-      if (before !== undefined) {
+      if (before !== undefined && !(o.resume === 'failed' && !before)) {
         counts.skipped++;
         if (!before) skippedFailures++;
+        output.dropped(at);
+        continue;
+      }
+      if (o.dryRun) {
+        dryRun(job);
         continue;
       }
       while (inFlight.size >= o.jobs + ahead) await Promise.race(inFlight);
-      if (stop) break;
-      const running: Promise<void> = runJob(job, parsed.command).finally(() => inFlight.delete(running));
+      if (stop !== undefined) {
+        output.dropped(at);
+        break;
+      }
+      const slot = slots.take();
+      const running: Promise<void> = runJob(job, at, slot).finally(() => {
+        slots.give(slot);
+        inFlight.delete(running);
+      });
       inFlight.add(running);
     }
   } catch (err) {
-    // Destroying the input on SIGINT ends the iteration early; anything else is real.
-    if (stop !== 'interrupt') throw err;
+    // Destroying the input on an interrupt ends the iteration early; anything else is real.
+    if (stop === undefined || !ENDS_RUNNING.has(stop)) throw err;
   } finally {
     await Promise.allSettled(inFlight);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    output.finish();
     progress.stop();
     joblog?.close();
-    if (resultsFd !== undefined) closeSync(resultsFd);
-    await pool.close();
+    results?.close();
+    await pool?.close();
   }
+  o.stdout.off('error', onStdoutError);
 
-  const seconds = (performance.now() - started) / 1000;
-  say(`${counts.done} jobs: ${counts.done - counts.failed} ok, ${counts.failed} failed` +
-    `${counts.skipped ? `, ${counts.skipped} skipped (logged as finished)` : ''}` +
-    ` in ${seconds.toFixed(2)} s (${(counts.done / Math.max(seconds, 1e-9)).toFixed(1)}/s)` +
-    `${stop === 'interrupt' ? ', interrupted' : stop === 'halt' ? ', halted' : ''}`);
-  if (stop === 'interrupt') return 130;
+  if (o.dryRun) return counts.failed === 0 ? 0 : 1;
+  if (stop !== 'EPIPE') {
+    const seconds = (performance.now() - started) / 1000;
+    const ended = stop === 'SIGINT' || stop === 'SIGTERM' ? ', interrupted' : stop === 'halt' || stop === 'halt-now' ? ', halted' : '';
+    say(`${counts.done} jobs: ${counts.done - counts.failed} ok, ${counts.failed} failed` +
+      `${counts.skipped ? `, ${counts.skipped} skipped (logged as finished)` : ''}` +
+      ` in ${seconds.toFixed(2)} s (${(counts.done / Math.max(seconds, 1e-9)).toFixed(1)}/s)${ended}`);
+    for (const line of failures.lines()) o.stderr.write(`  ${line}\n`);
+    if (ioError !== undefined) say(ioError.message);
+  }
+  const status = stop === undefined ? undefined : STATUS[stop];
+  if (status !== undefined) return status;
   return counts.failed === 0 && skippedFailures === 0 ? 0 : 1;
 }

@@ -1,4 +1,5 @@
-import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { fdatasyncSync, readFileSync } from 'node:fs';
+import { LineSink, OutputFileError } from './sink.js';
 
 /** What the log keeps of a finished job. */
 export interface JobRecord {
@@ -24,30 +25,44 @@ const SYNC_INTERVAL_MS = 1000;
  * machine crashing as well.
  */
 export class JobLog {
-  readonly #fd: number;
+  readonly #sink: LineSink;
   #unsynced = 0;
   readonly #timer: NodeJS.Timeout;
+  #syncFailed: OutputFileError | undefined;
 
+  /** Throws an OutputFileError when the log cannot be opened. */
   constructor(path: string) {
-    this.#fd = openSync(path, 'a');
+    this.#sink = new LineSink(path, true);
     this.#timer = setInterval(() => this.sync(), SYNC_INTERVAL_MS).unref();
   }
 
-  append(record: JobRecord): void {
-    writeSync(this.#fd, `${JSON.stringify(record)}\n`);
+  /** The first write or sync error; after it nothing more is written. */
+  get failed(): OutputFileError | undefined {
+    return this.#sink.failed ?? this.#syncFailed;
+  }
+
+  /** False when the line could not be written: the job then counts as not logged. */
+  append(record: JobRecord): boolean {
+    if (this.failed || !this.#sink.write(`${JSON.stringify(record)}\n`)) return false;
     if (++this.#unsynced >= SYNC_EVERY) this.sync();
+    return this.failed === undefined;
   }
 
   sync(): void {
-    if (this.#unsynced === 0) return;
-    fdatasyncSync(this.#fd);
+    if (this.#unsynced === 0 || this.failed) return;
+    try {
+      fdatasyncSync(this.#sink.fd);
+    } catch (err) {
+      // A joblog on a pipe or a device cannot be synced, and need not be.
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') this.#syncFailed = new OutputFileError(this.#sink.path, err as NodeJS.ErrnoException);
+    }
     this.#unsynced = 0;
   }
 
   close(): void {
     clearInterval(this.#timer);
     this.sync();
-    closeSync(this.#fd);
+    this.#sink.close();
   }
 }
 

@@ -1,10 +1,14 @@
 import { Command } from '../main/index.js';
 
-/** One line of a batch, checked. */
+/** One job of a batch: a JSONL line, or a template filled with one set of arguments. */
 export interface Job {
   readonly id: string;
+  /** The input line (JSONL), or the job number (templates). */
   readonly line: number;
-  readonly argv: readonly string[];
+  /** A template's arguments, one per source (for --tag); none for a JSONL job. */
+  readonly args: readonly string[] | undefined;
+  /** The argv, for the slot (1..-j) that runs it: `{%}` depends on it. */
+  readonly argv: (slot: number) => readonly string[];
   readonly env: Readonly<Record<string, string>> | undefined;
   readonly cwd: string | undefined;
   readonly input: string | undefined;
@@ -13,8 +17,7 @@ export interface Job {
 
 export type ParsedLine =
   | { readonly kind: 'skip' }
-  /** `command`: the job's, built once (retries run it again). */
-  | { readonly kind: 'job'; readonly job: Job; readonly command: Command }
+  | { readonly kind: 'job'; readonly job: Job }
   | { readonly kind: 'bad'; readonly reason: string };
 
 const FIELDS = new Set(['id', 'argv', 'env', 'cwd', 'input', 'timeoutMs']);
@@ -33,10 +36,12 @@ function checkObject(o: Record<string, unknown>, number: number): Job | string {
   if (o.cwd !== undefined && typeof o.cwd !== 'string') return '"cwd" must be a string';
   if (o.input !== undefined && typeof o.input !== 'string') return '"input" must be a string';
   if (o.timeoutMs !== undefined && (typeof o.timeoutMs !== 'number' || !(o.timeoutMs >= 0))) return '"timeoutMs" must be a number >= 0';
+  const argv = o.argv;
   return {
     id: o.id === undefined ? String(number) : String(o.id),
     line: number,
-    argv: o.argv,
+    args: undefined,
+    argv: () => argv,
     env: o.env as Record<string, string> | undefined,
     cwd: o.cwd as string | undefined,
     input: o.input as string | undefined,
@@ -44,44 +49,55 @@ function checkObject(o: Record<string, unknown>, number: number): Job | string {
   };
 }
 
+/** Blank lines and `#` comments: not jobs. */
+export const isJobLine = (text: string): boolean => {
+  const trimmed = text.trim();
+  return trimmed !== '' && !trimmed.startsWith('#');
+};
+
 /**
  * A batch line: a JSON array (argv) or a JSON object
  * `{ id?, argv, env?, cwd?, input?, timeoutMs? }`; blank lines and `#`
  * comments are skipped. A job without an id is known by its line number.
- * `capture`: the command keeps stdout and stderr.
  */
-export function parseJobLine(text: string, number: number, capture: boolean): ParsedLine {
-  const trimmed = text.trim();
-  if (trimmed === '' || trimmed.startsWith('#')) return { kind: 'skip' };
+export function parseJobLine(text: string, number: number): ParsedLine {
+  if (!isJobLine(text)) return { kind: 'skip' };
   let value: unknown;
   try {
-    value = JSON.parse(trimmed);
+    value = JSON.parse(text);
   } catch (err) {
     return { kind: 'bad', reason: `not JSON (${(err as Error).message})` };
   }
   if (Array.isArray(value)) value = { argv: value };
   else if (value === null || typeof value !== 'object') return { kind: 'bad', reason: 'expected a JSON array or object' };
   const job = checkObject(value as Record<string, unknown>, number);
-  if (typeof job === 'string') return { kind: 'bad', reason: job };
-  // The builder's own checks (NUL bytes, bad env names) apply here too.
-  try {
-    return { kind: 'job', job, command: commandFor(job, capture) };
-  } catch (err) {
-    return { kind: 'bad', reason: (err as Error).message };
-  }
+  return typeof job === 'string' ? { kind: 'bad', reason: job } : { kind: 'job', job };
 }
 
+/** What happens to a job's stdout and stderr. */
+export type OutputMode = 'group' | 'ungroup';
+
 /**
- * The job's command. `env` adds to (and overrides) the environment the CLI
- * itself has; `capture` keeps stdout and stderr for the results file.
+ * The job's command, in a process group of its own (a terminal's Ctrl-C
+ * reaches spawnpool alone; a timeout or an interrupt ends the job's whole
+ * tree). `env` adds to (and overrides) the environment the CLI itself has.
+ * Grouped output is captured as bytes; ungrouped, the job writes to
+ * spawnpool's own stdout and stderr. Throws the builder's errors (a NUL
+ * byte, a bad env name).
  */
-export function commandFor(job: Job, capture: boolean): Command {
-  const cmd = Command.fromArgv(job.argv);
+export function commandFor(job: Job, argv: readonly string[], output: OutputMode): Command {
+  const cmd = Command.fromArgv(argv).processGroup();
   if (job.env !== undefined) {
     for (const [k, v] of Object.entries({ ...process.env, ...job.env })) if (v !== undefined) cmd.envPair(k, v);
   }
   if (job.cwd !== undefined) cmd.cwd(job.cwd);
   if (job.input !== undefined) cmd.inputBuffer(job.input);
-  if (capture) cmd.captureOutput().captureError();
+  if (output === 'group') cmd.captureOutput({ encoding: 'buffer' }).captureError({ encoding: 'buffer' });
+  else cmd.outputFd(1).errorFd(2);
   return cmd;
+}
+
+/** A job made from a template and one argument set: its id is its number. */
+export function templateJob(seq: number, args: readonly string[], argv: (slot: number) => readonly string[]): Job {
+  return { id: String(seq), line: seq, args, argv, env: undefined, cwd: undefined, input: undefined, timeoutMs: undefined };
 }
