@@ -2,21 +2,9 @@
 // after SIGINT and after SIGKILL, usage errors, bench.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ENGINE, tmpBase } from './_support.js';
-
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-const cli = (args, opts = {}) => spawnSync(process.execPath, [CLI, ...withEngine(args)], { encoding: 'utf8', timeout: 60_000, ...opts });
-/** The subcommand's arguments, on the engine under test. */
-function withEngine(args) {
-  return args[0] === 'run' || args[0] === 'bench' ? [args[0], '--engine', ENGINE, ...args.slice(1)] : args;
-}
-const jsonLines = (path) => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-const dir = () => mkdtempSync(join(tmpBase, 'cli-'));
+import { cli, dir, jsonLines, once, start, until } from './_cli.js';
 
 test('a batch with failures and a malformed line: results line by line, exit 1', () => {
   const d = dir();
@@ -120,7 +108,7 @@ test('-j bounds the jobs running at once, also while the worker holds the next o
 test('input is streamed: jobs run before the input ends', async () => {
   const d = dir();
   const joblog = join(d, 'joblog');
-  const child = spawn(process.execPath, [CLI, ...withEngine(['run', '-', '--joblog', joblog])], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = start(['run', '-', '--joblog', joblog], { stdio: ['pipe', 'ignore', 'pipe'] });
   child.stdin.write('{"id": "first", "argv": ["/bin/true"]}\n');
   // The first job is logged as finished while stdin is still open.
   await until(() => existsSync(joblog) && readFileSync(joblog, 'utf8').includes('"first"'));
@@ -133,7 +121,7 @@ test('input is streamed: jobs run before the input ends', async () => {
 test('a huge input is read only as fast as jobs start: the reader stays a bounded distance ahead', async () => {
   const d = dir();
   const joblog = join(d, 'joblog');
-  const child = spawn(process.execPath, [CLI, ...withEngine(['run', '-', '-j', '4', '--joblog', joblog])], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const child = start(['run', '-', '-j', '4', '--joblog', joblog], { stdio: ['pipe', 'ignore', 'ignore'] });
   const line = '["/bin/true"]\n';
   let written = 0;
   let stopped = false;
@@ -183,7 +171,7 @@ for (const signal of ['SIGINT', 'SIGKILL']) {
     const d = dir();
     const n = 12;
     const { batch, ran, joblog } = slowBatch(d, n);
-    const child = spawn(process.execPath, [CLI, ...withEngine(['run', batch, '-j', '3', '--joblog', joblog])], { stdio: 'ignore' });
+    const child = start(['run', batch, '-j', '3', '--joblog', joblog], { stdio: 'ignore' });
     await until(() => existsSync(joblog) && jsonLines(joblog).length >= 3);
     child.kill(signal);
     const [code, sig] = await once(child, 'exit');
@@ -219,13 +207,5 @@ test('bench: a small storm through the pool beside child_process.spawn', () => {
   // A failing command makes the bench fail.
   assert.is(cli(['bench', '-n', '4', '-c', '2', '--', '/bin/false']).status, 1);
 });
-
-async function until(condition) {
-  while (!condition()) await new Promise((r) => setTimeout(r, 10));
-}
-
-function once(emitter, event) {
-  return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));
-}
 
 test.run();
