@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Batch runners side by side: N `/bin/true` jobs through `spawnpool run
-// FILE -j J` (the CLI), `xargs -P J` and, when installed, GNU parallel -j J,
+// FILE -j J` (the CLI; also as a template, grouped and with -u), `xargs -P J`
+// and, when installed, GNU parallel -j J,
 // at each J. Each runner is a whole process, started and reaped by
 // bench/rusage_run.c: wall time from spawn to exit, the runner's own CPU and
 // its jobs' (the children it reaped). The rounds interleave the runners so
@@ -15,7 +16,7 @@ import {
   sharedOptions, table, waitQuiet,
 } from './lib.mjs';
 
-const RUNNERS = ['spawnpool', 'xargs', 'parallel'];
+const RUNNERS = ['spawnpool', 'spawnpool-u', 'spawnpool-tpl', 'xargs', 'parallel'];
 
 const usage = `usage: node bench/batch-runners.mjs [options]
 
@@ -63,11 +64,17 @@ writeFileSync(plain, 'x\n'.repeat(n));
 
 const LABELS = {
   spawnpool: (j) => `spawnpool run jobs.jsonl -j ${j}`,
+  'spawnpool-u': (j) => `spawnpool run -u -j ${j} -- /bin/true < args`,
+  'spawnpool-tpl': (j) => `spawnpool run -j ${j} -- /bin/true < args`,
   xargs: (j) => `xargs -P ${j} -n 1 /bin/true < args`,
   parallel: (j) => `parallel -j ${j} /bin/true < args`,
 };
 const argv = {
   spawnpool: (j) => ['/dev/null', process.execPath, cli, 'run', jsonl, '-j', String(j)],
+  // xargs's way: the jobs write to the runner's own stdout.
+  'spawnpool-u': (j) => [plain, process.execPath, cli, 'run', '-u', '-j', String(j), '--', '/bin/true'],
+  // GNU parallel's way: each job's output grouped (captured, then written).
+  'spawnpool-tpl': (j) => [plain, process.execPath, cli, 'run', '-j', String(j), '--', '/bin/true'],
   xargs: (j) => [plain, 'xargs', '-P', String(j), '-n', '1', '/bin/true'],
   parallel: (j) => [plain, 'parallel', '--will-cite', '-j', String(j), '/bin/true'],
 };
@@ -96,7 +103,7 @@ try {
       for (const name of runners) {
         const r = batch(name, j);
         (samples[j][name] ??= []).push(r);
-        log(`  round ${round + 1}  -j ${j}  ${name.padEnd(9)} ${r.seconds.toFixed(2)} s  ${fmt(n / r.seconds, 0)} jobs/s` +
+        log(`  round ${round + 1}  -j ${j}  ${name.padEnd(13)} ${r.seconds.toFixed(2)} s  ${fmt(n / r.seconds, 0)} jobs/s` +
           `  runner CPU ${fmt((r.selfCpuSeconds * 1000) / n, 3)} ms/job, jobs ${fmt((r.childrenCpuSeconds * 1000) / n, 3)} ms/job`);
       }
     }
@@ -130,10 +137,11 @@ for (const j of js) {
     rows.push([LABELS[name](j), `${fmt(r.seconds, 2)} (${r.all.map((x) => fmt(x, 2)).join(', ')})`, fmt(r.jobsPerSec, 0),
       xargs ? fmt(r.jobsPerSec / xargs.jobsPerSec, 2) : '—', fmt(r.runnerCpuMsPerJob, 3), fmt(r.jobsCpuMsPerJob, 3), fmt(r.maxRssMiB, 0)]);
   }
-  const sp = results[j].spawnpool;
-  if (sp && xargs) {
+  for (const name of ['spawnpool', 'spawnpool-u']) {
+    const sp = results[j][name];
+    if (!sp || !xargs) continue;
     const ratio = sp.jobsPerSec / xargs.jobsPerSec;
-    targets.push(`spawnpool run ≥ 1.0 × xargs -P at -j ${j}: ${fmt(ratio, 2)} (${fmt(sp.jobsPerSec, 0)} vs ${fmt(xargs.jobsPerSec, 0)} jobs/s) → ` +
+    targets.push(`${LABELS[name](j)} ≥ 1.0 × xargs -P at -j ${j}: ${fmt(ratio, 2)} (${fmt(sp.jobsPerSec, 0)} vs ${fmt(xargs.jobsPerSec, 0)} jobs/s) → ` +
       `${ratio >= 1 ? 'MET' : 'MISSED'}${ratio >= 1 ? '' : `; CPU per job: runner ${fmt(sp.runnerCpuMsPerJob * 1000, 0)} µs ` +
       `(xargs ${fmt(xargs.runnerCpuMsPerJob * 1000, 0)}), jobs ${fmt(sp.jobsCpuMsPerJob * 1000, 0)} µs (xargs ${fmt(xargs.jobsCpuMsPerJob * 1000, 0)})`}`);
   }
