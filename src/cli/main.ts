@@ -1,40 +1,102 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { runBench } from './bench.js';
+import { writeFileSync } from 'node:fs';
+import { CannotStart, runBench, type BenchOptions, type BenchReport } from './bench.js';
+import { formatJson, formatMarkdown, formatText } from './bench-report.js';
+import { parseDuration } from './duration.js';
+import { splitWords } from './words.js';
 import { count, engine, runCommand, RUN_USAGE } from './run-command.js';
 import { OutputFileError } from './sink.js';
 import { UsageError } from './usage.js';
 
 const USAGE = `usage:
 ${RUN_USAGE}
-  spawnpool bench [-n N] [-c CONCURRENCY] [--ballast MB] [--compare] [--engine native|node]
-                  [-- CMD ARGS]
-      A spawn storm (default /bin/true): spawns/s, latency, main-loop delay.
+  spawnpool bench [OPTIONS] [-- CMD ARGS [--- CMD2 ARGS ...]] [--cmd 'CMD ARGS' ...]
+      Runs each command (default /bin/true) through the pool and reports its
+      time (mean ± σ, min, max, p50/p90/p99/p99.9), spawns/s, failures by code
+      and the main loop's delay; several commands are compared.
+    -w, --warmup N            unmeasured runs first (one probe run always checks it starts)
+    -n, --runs N | -d, --duration DURATION   (default: at least 10 runs and 3 s)
+    -c, --concurrency N       in flight at once (default 1)
+    --rate R[/s]              open loop: R starts a second, each timed from its scheduled start
+    --ballast MB              hold that much resident memory first
+    --compare                 each command on child_process.spawn too
+    --export-json FILE, --export-markdown FILE
+    --engine native|node
   spawnpool --version | --help`;
 
 async function benchCommand(args: string[]): Promise<number> {
+  const terminator = args.indexOf('--');
   const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
+    args: terminator === -1 ? args : args.slice(0, terminator),
+    allowPositionals: false,
     options: {
+      warmup: { type: 'string', short: 'w' },
       runs: { type: 'string', short: 'n' },
+      duration: { type: 'string', short: 'd' },
       concurrency: { type: 'string', short: 'c' },
+      rate: { type: 'string' },
+      cmd: { type: 'string', multiple: true },
       ballast: { type: 'string' },
       compare: { type: 'boolean', default: false },
       engine: { type: 'string' },
+      'export-json': { type: 'string' },
+      'export-markdown': { type: 'string' },
     },
   });
-  const reports = await runBench({
-    runs: count('-n', values.runs, 5000),
-    concurrency: count('-c', values.concurrency, 64),
+  void positionals;
+  if (values.concurrency !== undefined && values.rate !== undefined) throw new UsageError('-c (closed loop) or --rate (open loop): one of them');
+  if (values.runs !== undefined && values.duration !== undefined) throw new UsageError('-n or -d: one of them');
+  const argvs = [...(values.cmd ?? []).map(splitWords), ...(terminator === -1 ? [] : splitCommands(args.slice(terminator + 1)))];
+  const commands = (argvs.length > 0 ? argvs : [['/bin/true']]).map((argv) => ({ label: argv.join(' '), argv }));
+  const o: BenchOptions = {
+    commands,
+    warmup: count('-w', values.warmup, 0, 0),
+    runs: values.runs === undefined ? undefined : count('-n', values.runs, 0),
+    durationMs: values.duration === undefined ? undefined : parseDuration('-d', values.duration),
+    concurrency: count('-c', values.concurrency, 1),
+    rate: values.rate === undefined ? undefined : parseRate(values.rate),
     ballastMb: count('--ballast', values.ballast, 0, 0),
     compare: values.compare,
-    argv: positionals.length > 0 ? positionals : ['/bin/true'],
     engine: engine(values.engine),
-    out: process.stdout,
-  });
+    progress: process.stderr.isTTY ? process.stderr : undefined,
+  };
+  let reports: BenchReport[];
+  try {
+    reports = await runBench(o);
+  } catch (err) {
+    if (!(err instanceof CannotStart)) throw err;
+    console.error(`spawnpool bench: ${err.message}`);
+    return 1;
+  }
+  process.stdout.write(formatText(reports, o));
+  try {
+    if (values['export-json'] !== undefined) writeFileSync(values['export-json'], formatJson(reports, o));
+    if (values['export-markdown'] !== undefined) writeFileSync(values['export-markdown'], formatMarkdown(reports));
+  } catch (err) {
+    throw new OutputFileError(values['export-json'] ?? values['export-markdown']!, err as NodeJS.ErrnoException);
+  }
   return reports.every((r) => r.failed === 0) ? 0 : 1;
+}
+
+/** `-- CMD1 ARGS --- CMD2 ARGS`: the commands to compare. */
+function splitCommands(words: readonly string[]): string[][] {
+  const out: string[][] = [[]];
+  for (const w of words) {
+    if (w === '---') out.push([]);
+    else out[out.length - 1]!.push(w);
+  }
+  if (out.some((c) => c.length === 0)) throw new UsageError('an empty command between -- and ---');
+  return out;
+}
+
+/** `--rate 200` or `200/s`: starts per second. */
+function parseRate(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(text);
+  const rate = m === null ? NaN : Number(m[1]);
+  if (!(rate > 0)) throw new UsageError(`--rate must be a number of starts per second (200 or 200/s), got ${text}`);
+  return rate;
 }
 
 function version(): string {
