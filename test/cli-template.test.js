@@ -52,6 +52,20 @@ test('arguments from stdin lines, from :::: FILE and from -a FILE; {%} is the sl
   assert.match(missing.stderr, /ENOENT/);
 });
 
+test('without --, as with GNU parallel: the command starts at the first word that is no option and no JSONL file', () => {
+  // -n belongs to echo: options after the command are the command's.
+  assert.is(cli(['run', '-k', '-j', '2', 'echo', '-n', '<{}>', ':::', 'a', 'b']).stdout, '<a><b>');
+  assert.is(cli(['run', '-k', 'echo'], { input: 'x.log\ny.log\n' }).stdout, 'x.log\ny.log\n');
+  const missing = cli(['run', 'no-such-program-here', ':::', 'a']);
+  assert.is(missing.status, 2);
+  assert.match(missing.stderr, /no-such-program-here: no such input file or program/);
+  // A JSONL file is still read as jobs, with options after it.
+  const d = dir();
+  const jobs = join(d, 'jobs.jsonl');
+  writeFileSync(jobs, '["/bin/echo", "from the file"]\n');
+  assert.is(cli(['run', jobs, '-j', '1']).stdout, 'from the file\n');
+});
+
 test('grouped output: each job\'s lines in one block, never interleaved; -k keeps input order', () => {
   // Each job writes three lines with pauses between them: ungrouped, they would interleave.
   const job = ['/bin/sh', '-c', 'for i in 1 2 3; do echo {}$i; sleep 0.02; done; echo {}e >&2'];

@@ -195,7 +195,7 @@ test('usage errors exit 2 with a message; --version and --help', () => {
     assert.match(res.stderr, /^spawnpool: /);
   }
   assert.match(cli(['--version']).stdout, /^\d+\.\d+\.\d+\n$/);
-  assert.match(cli(["--help"]).stdout, /spawnpool run \[OPTIONS\] -- CMD \[ARGS...\] \[::: A B ...\]/);
+  assert.match(cli(["--help"]).stdout, /spawnpool run \[OPTIONS\] \[--\] CMD \[ARGS...\] \[::: A B ...\]/);
 });
 
 test.run();

@@ -1,8 +1,9 @@
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { readLines } from '../main/lines.js';
+import { resolveBinary } from '../shared/resolve.js';
 import type { EngineName } from '../main/engine-choice.js';
 import { runBatch, type FeedItem } from './batch.js';
 import { parseDuration } from './duration.js';
@@ -15,11 +16,13 @@ import { UsageError } from './usage.js';
 export const RUN_USAGE = `  spawnpool run [OPTIONS] [FILE|-]
       JSONL jobs, one per line: a JSON array (argv) or an object
       { id?, argv, env?, cwd?, input?, timeoutMs? }. Blank and # lines are skipped.
-  spawnpool run [OPTIONS] -- CMD [ARGS...] [::: A B ...] [:::: FILE] [:::+ ...] [::::+ FILE]
+  spawnpool run [OPTIONS] [--] CMD [ARGS...] [::: A B ...] [:::: FILE] [:::+ ...] [::::+ FILE]
       A command template, GNU parallel's way: one job per argument (the lines
       of stdin, or of -a FILE, without ::: or ::::); several sources combine
       as a product, linked ones (:::+, --link) pair up. {} {.} {/} {//} {/.}
       {#} {%} {1} {2.} ... are replaced inside each word; never a shell.
+      Without --, the command starts at the first word that is not an option
+      nor a JSONL file (one without execute permission); options go before it.
     -j, --jobs N|N%|+N|-N|0   at once (default: cores; 0: as many as the limits allow)
     --timeout DURATION        per job: 500ms, 30s, 5m, 1h; a bare number is seconds
     --retries N               run a failed job again, up to N times
@@ -140,35 +143,71 @@ function warnIfTerminal(stdin: Readable & { isTTY?: boolean }, stderr: NodeJS.Wr
   if (stdin.isTTY === true) stderr.write('spawnpool run: reading the input from the terminal; end it with Ctrl-D\n');
 }
 
+const OPTIONS = {
+  jobs: { type: 'string', short: 'j' },
+  timeout: { type: 'string' },
+  retries: { type: 'string' },
+  joblog: { type: 'string' },
+  resume: { type: 'boolean', default: false },
+  'resume-failed': { type: 'boolean', default: false },
+  results: { type: 'string' },
+  capture: { type: 'boolean', default: false },
+  halt: { type: 'string' },
+  'halt-on-fail': { type: 'boolean', default: false },
+  'keep-order': { type: 'boolean', short: 'k', default: false },
+  tag: { type: 'boolean', default: false },
+  ungroup: { type: 'boolean', short: 'u', default: false },
+  'dry-run': { type: 'boolean', default: false },
+  'arg-file': { type: 'string', short: 'a', multiple: true },
+  link: { type: 'boolean', default: false },
+  bar: { type: 'boolean', default: false },
+  eta: { type: 'boolean', default: false },
+  engine: { type: 'string' },
+} as const;
+
+/** `--timeout`, `-j`: the options whose value may be the next word. */
+const TAKES_VALUE = new Set(Object.entries(OPTIONS).flatMap(([name, o]) =>
+  o.type === 'string' ? [`--${name}`, ...('short' in o ? [`-${o.short}`] : [])] : []));
+
+/** A JSONL input rather than a program: `-`, or a regular file nobody may execute. */
+function isJobFile(word: string): boolean {
+  if (word === '-') return true;
+  try {
+    const st = statSync(word);
+    return st.isFile() && (st.mode & 0o111) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * spawnpool's own words, and the command template when there is one: after
+ * `--`, or, as GNU parallel reads its command line, from the first word that
+ * is neither an option nor a JSONL file (`-`, or a file without execute
+ * permission) on; that word must then name a program.
+ */
+function splitCommandLine(args: readonly string[]): { own: string[]; command: string[] | undefined } {
+  const terminator = args.indexOf('--');
+  if (terminator !== -1) return { own: args.slice(0, terminator), command: args.slice(terminator + 1) };
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i]!;
+    if (word.startsWith('-') && word !== '-') {
+      if (TAKES_VALUE.has(word)) i++;
+      continue;
+    }
+    if (isJobFile(word)) continue;
+    // A typo in a file's name is not a command reading stdin for ever.
+    const program = resolveBinary(word, process.env.PATH, process.cwd());
+    if (typeof program !== 'string' || !existsSync(program)) throw new UsageError(`${word}: no such input file or program`);
+    return { own: args.slice(0, i), command: args.slice(i) };
+  }
+  return { own: [...args], command: undefined };
+}
+
 /** `spawnpool run`. */
 export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Promise<number> {
-  const terminator = args.indexOf('--');
-  const own = terminator === -1 ? args : args.slice(0, terminator);
-  const { values, positionals } = parseArgs({
-    args: own,
-    allowPositionals: true,
-    options: {
-      jobs: { type: 'string', short: 'j' },
-      timeout: { type: 'string' },
-      retries: { type: 'string' },
-      joblog: { type: 'string' },
-      resume: { type: 'boolean', default: false },
-      'resume-failed': { type: 'boolean', default: false },
-      results: { type: 'string' },
-      capture: { type: 'boolean', default: false },
-      halt: { type: 'string' },
-      'halt-on-fail': { type: 'boolean', default: false },
-      'keep-order': { type: 'boolean', short: 'k', default: false },
-      tag: { type: 'boolean', default: false },
-      ungroup: { type: 'boolean', short: 'u', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      'arg-file': { type: 'string', short: 'a', multiple: true },
-      link: { type: 'boolean', default: false },
-      bar: { type: 'boolean', default: false },
-      eta: { type: 'boolean', default: false },
-      engine: { type: 'string' },
-    },
-  });
+  const { own, command } = splitCommandLine(args);
+  const { values, positionals } = parseArgs({ args: own, allowPositionals: true, options: OPTIONS });
   const resume = values['resume-failed'] ? 'failed' : values.resume ? 'all' : undefined;
   if (resume !== undefined && values.joblog === undefined) throw new UsageError(`--${resume === 'failed' ? 'resume-failed' : 'resume'} needs --joblog`);
   if (values.ungroup && (values.capture || values.tag || values['keep-order'])) {
@@ -181,7 +220,7 @@ export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS
   let input: Readable | undefined;
   let total: Promise<number | undefined>;
   let usesSlot = false;
-  if (terminator === -1) {
+  if (command === undefined) {
     if (positionals.length > 1) throw new UsageError(`one input file at most, got ${positionals.join(' ')}`);
     if (argFiles.length > 0) throw new UsageError('-a gives arguments to a command template: spawnpool run -a FILE -- CMD ...');
     const file = positionals[0] ?? '-';
@@ -193,7 +232,7 @@ export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS
     if (positionals.length > 0) {
       throw new UsageError(`with a command, arguments come from :::, :::: FILE, -a FILE or stdin, not ${positionals.join(' ')}`);
     }
-    const split = splitTemplate(args.slice(terminator + 1));
+    const split = splitTemplate(command);
     if (split.sources.length > 0 && argFiles.length > 0) throw new UsageError('-a and ::: / ::::: one or the other');
     const sources: Source[] = split.sources.length > 0 ? split.sources
       : argFiles.length > 0 ? argFiles.map((path) => ({ kind: 'file', path, linked: false }))
