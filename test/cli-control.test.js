@@ -56,7 +56,7 @@ test('SIGTERM: exit 143; a timeout ends the job\'s whole tree, grandchildren inc
 test('--timeout takes ms, s, m, h and bare seconds', () => {
   const sleep = ['--', '/bin/sleep', '{}', ':::', '5'];
   for (const t of ['200ms', '0.2', '0.2s']) assert.match(cli(['run', '--timeout', t, ...sleep]).stderr, /timed out after 200 ms/, t);
-  assert.is(cli(['run', '--timeout', '1m', '--', '/bin/sleep', '{}', ':::', '0.01']).status, 0);
+  for (const t of ['1m', '1h', '2d', '1h30m', '1.5s']) assert.is(cli(['run', '--timeout', t, '--', '/bin/sleep', '{}', ':::', '0.01']).status, 0, t);
   for (const t of ['5x', '0', '-1s', 'm']) assert.is(cli(['run', '--timeout', t, ...sleep]).status, 2, t);
 });
 
@@ -82,6 +82,10 @@ test('--halt: now ends the running jobs, soon lets them finish; fail=N, N%, succ
   assert.match(success.stderr, /--halt soon,success=2: 2 succeeded; no new jobs/);
   assert.match(success.stderr, /2 jobs: 2 ok, 0 failed .*, halted/);
   assert.is(success.status, 0);
+  assert.match(cli(['run', '-j', '1', '--halt', 'now,success=50%', ...some]).stderr, /--halt now,success=50%: 3 succeeded/);
+  for (const never of ['never', '0']) assert.match(cli(['run', '-j', '1', '--halt', never, ...some]).stderr, /6 jobs: 4 ok, 2 failed in/);
+  // parallel's old forms: 1 is soon,fail=1, 2 is now,fail=1.
+  assert.match(cli(['run', '-j', '1', '--halt', '2', ...some]).stderr, /--halt now,fail=1: 1 failed/);
 });
 
 test('--resume-failed runs the failed jobs again and skips the succeeded ones', () => {
@@ -120,6 +124,9 @@ test('--results appends to what the shell opened (a file with >>, a pipe), never
   assert.is(res.status, 0, res.stderr);
   const [kept, out, result] = readFileSync(log, 'utf8').split('\n');
   assert.equal([kept, out, JSON.parse(result).argv], ['kept', 'x', ['/bin/echo', 'x']]);
+  // A pipe: the reader gets the job's output and the results, in order.
+  const piped = cli(['run', '-u', '-j', '1', '--results', '/dev/stdout', '--', '/bin/echo', ':::', 'p']);
+  assert.equal(piped.stdout.split('\n').slice(0, 2).map((l, i) => (i === 0 ? l : JSON.parse(l).args)), ['p', ['p']]);
   // A FIFO read by another process.
   const fifo = join(d, 'fifo');
   spawnSync('/usr/bin/mkfifo', [fifo]);

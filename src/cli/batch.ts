@@ -167,14 +167,14 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   };
   o.stdout.on('error', onStdoutError);
   const output = new GroupedOutput({
-    stdout: { write: (b: Uint8Array) => (stdoutBroken ? true : o.stdout.write(b)) } as NodeJS.WritableStream,
+    stdout: { write: (b: Uint8Array) => stdoutBroken || o.stdout.write(b) },
     stderr: o.stderr,
     beforeWrite: () => progress.clear(),
   }, o.keepOrder, o.tag);
 
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
-    if (stop === 'SIGINT' || stop === 'SIGTERM') {
-      // A second one: no more grace.
+    if (stop !== undefined && ENDS_RUNNING.has(stop)) {
+      // Already ending the running jobs: no more grace.
       void pool?.destroy();
       return;
     }
@@ -210,7 +210,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     counts.done++;
     counts.failed++;
     failures.add(id === null ? `line ${line}` : `job ${id}`, 'EBADLINE', reason);
-    say(`line ${line}: ${reason}`);
+    say(`${id === null ? `line ${line}` : `job ${id}`}: ${reason}`);
     writeResult({ id, line, code: 'EBADLINE', message: reason });
     output.dropped(index);
     checkHalt();

@@ -1,7 +1,12 @@
+/** What output is written to. */
+export interface Writer {
+  write(chunk: Uint8Array): unknown;
+}
+
 /** Where the jobs' output goes: spawnpool's stdout and stderr, or nowhere after EPIPE. */
 export interface OutputStreams {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
+  readonly stdout: Writer;
+  readonly stderr: Writer;
   /** Before a block is written: clears a progress line sharing the terminal. */
   readonly beforeWrite?: () => void;
 }
