@@ -37,6 +37,14 @@ test('a non-zero exit rejects EEXIT with exitStatus and the stderr tail in the m
   assert.ok(err.message.includes(err.command));
 });
 
+test('a failed child\'s error says how long it ran; a run that never started has no duration', async () => {
+  const ran = await new Command('/bin/sh', '-c', 'sleep 0.05; exit 4').run(opts()).catch((e) => e);
+  assert.is(ran.code, 'EEXIT');
+  assert.ok(ran.durationMs >= 50 && ran.durationMs < 10_000, `${ran.durationMs} ms`);
+  const never = await new Command('/no/such/program').run(opts()).catch((e) => e);
+  assert.equal([never.code, never.durationMs], ['ENOENT', undefined]);
+});
+
 test('the stderr tail is the last few KiB, not the whole stream', async () => {
   const h = helper();
   // The helper writes the --stderr text first, then the spam, then its END STDERR line.

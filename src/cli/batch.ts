@@ -48,7 +48,7 @@ export interface BatchOptions {
 
 interface Attempt {
   readonly ok: boolean;
-  /** From the child's start to its end (a job held ahead in a worker waits first: not counted). */
+  /** The child's run time (a job held ahead in a worker waits first: not counted). */
   readonly ms: number;
   readonly status: number | null;
   readonly signal: string | null;
@@ -183,25 +183,26 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // Jobs handed to the pool; with the worker holding the next ones, up to
+  // twice -j, of which -j run.
+  let handed = 0;
+  const setRunning = (delta: number) => (counts.running = Math.min(handed += delta, o.jobs));
+
   async function attempt(job: Job, command: Command): Promise<Attempt> {
-    let started: number | undefined;
+    setRunning(+1);
     try {
-      // runAsync: it resolves as the child starts, which is when the job starts.
-      const running = await command.runAsync({ pool, signal: interrupt.signal, timeoutMs: job.timeoutMs ?? o.timeoutMs });
-      started = performance.now();
-      counts.running++;
-      try {
-        const r = await running.wait();
-        return { ok: true, ms: performance.now() - started, status: r.status, signal: null, code: null, stdout: r.stdout, stderr: r.stderr };
-      } finally {
-        counts.running--;
-      }
+      // run(), not runAsync(): one report per job from the worker, and its
+      // duration counts from the child's start all the same.
+      const r = await command.run({ pool, signal: interrupt.signal, timeoutMs: job.timeoutMs ?? o.timeoutMs });
+      return { ok: true, ms: r.durationMs, status: r.status, signal: null, code: null, stdout: r.stdout, stderr: r.stderr };
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
       return {
-        ok: false, ms: started === undefined ? 0 : performance.now() - started, status: err.exitStatus ?? null, signal: err.signal ?? null,
+        ok: false, ms: err.durationMs ?? 0, status: err.exitStatus ?? null, signal: err.signal ?? null,
         code: err.code, message: err.message, stdout: err.stdout, stderr: err.stderr,
       };
+    } finally {
+      setRunning(-1);
     }
   }
 
@@ -209,7 +210,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   function badJob(index: number, line: number, id: string | null, reason: string): void {
     counts.done++;
     counts.failed++;
-    failures.add(id === null ? `line ${line}` : `job ${id}`, 'EBADLINE', reason);
+    failures.add(index, id === null ? `line ${line}` : `job ${id}`, 'EBADLINE', reason);
     say(`${id === null ? `line ${line}` : `job ${id}`}: ${reason}`);
     writeResult({ id, line, code: 'EBADLINE', message: reason });
     output.dropped(index);
@@ -245,7 +246,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     counts.done++;
     if (!last.ok) {
       counts.failed++;
-      failures.add(`job ${job.id}`, last.code ?? 'EFAILED', last.message ?? '');
+      failures.add(index, `job ${job.id}`, last.code ?? 'EFAILED', last.message ?? '');
     }
     const record: JobRecord = {
       id: job.id, line: job.line, ok: last.ok, status: last.status, signal: last.signal, code: last.code,

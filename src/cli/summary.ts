@@ -1,22 +1,24 @@
 /** Failed jobs listed in the summary; past this many, a count. */
 const SHOWN = 10;
 
-/** The first failures of a batch, for the summary: which job, its code and why. */
+/** The failures of a batch for its summary, the first ten in input order: which job, its code and why. */
 export class Failures {
-  readonly #shown: string[] = [];
+  readonly #shown: { readonly index: number; readonly line: string }[] = [];
   #more = 0;
 
-  add(what: string, code: string, reason: string): void {
-    if (this.#shown.length >= SHOWN) {
-      this.#more++;
-      return;
-    }
+  /** `index`: the job's place in the input, so that the list reads in input order whatever order jobs end in. */
+  add(index: number, what: string, code: string, reason: string): void {
     // The first line of the reason: a captured stderr tail can follow it.
     const first = reason.split('\n', 1)[0]!;
-    this.#shown.push(`${what}: ${code}${first === '' ? '' : `: ${first}`}`);
+    this.#shown.push({ index, line: `${what}: ${code}${first === '' ? '' : `: ${first}`}` });
+    if (this.#shown.length <= SHOWN) return;
+    this.#shown.sort((a, b) => a.index - b.index);
+    this.#shown.pop();
+    this.#more++;
   }
 
   lines(): string[] {
-    return this.#more === 0 ? [...this.#shown] : [...this.#shown, `... and ${this.#more} more failed`];
+    const shown = [...this.#shown].sort((a, b) => a.index - b.index).map((f) => f.line);
+    return this.#more === 0 ? shown : [...shown, `... and ${this.#more} more failed`];
   }
 }

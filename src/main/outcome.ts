@@ -49,6 +49,7 @@ function failure(spec: CommandSpec, outcome: RunOutcome, command: () => string):
     stdout: lazy(outcome.stdout, spec.stdout, 'capture')?.value,
     stderr: lazy(outcome.stderr, spec.stderr, 'capture')?.value,
     output: lazy(outcome.output, spec.stdout, 'combined')?.value,
+    durationMs: pid === undefined ? undefined : outcome.durationMs,
   });
   const tail = tailText(outcome.stderrTail ?? outcome.stderr ?? outcome.output);
 

@@ -8,6 +8,8 @@ export interface CommandErrorDetails {
   readonly stdout?: string | Uint8Array | undefined;
   readonly stderr?: string | Uint8Array | undefined;
   readonly output?: string | Uint8Array | undefined;
+  /** How long the child ran, when one ran. */
+  readonly durationMs?: number | undefined;
   readonly cause?: unknown;
 }
 
@@ -25,6 +27,8 @@ export class CommandError extends Error {
   readonly stdout: string | Uint8Array | undefined;
   readonly stderr: string | Uint8Array | undefined;
   readonly output: string | Uint8Array | undefined;
+  /** How long the child ran (ms), when one ran: as `RunResult.durationMs`. */
+  readonly durationMs: number | undefined;
 
   constructor(code: ErrorCode, message: string, details: CommandErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -37,6 +41,7 @@ export class CommandError extends Error {
     this.stdout = details.stdout;
     this.stderr = details.stderr;
     this.output = details.output;
+    this.durationMs = details.durationMs;
   }
 }
 
