@@ -16,7 +16,9 @@ export function chooseEngine(requested: unknown): EngineName {
   }
   if (requested === 'node') return 'node';
   const native = loadNativeAddon();
-  if ('addon' in native) return 'native';
+  // Out of descriptors or memory for now: the addon is there, and the runs
+  // will say what is short; never a fall back for good.
+  if ('addon' in native || native.code !== undefined) return 'native';
   if (requested === 'native') {
     throw new CommandError('ENOTSUP', `SpawnPool: the native engine is not available: ${native.reason}`, { command: '' });
   }

@@ -74,6 +74,13 @@ export const submit = Symbol('spawnpool.submit');
  */
 export const laneLimit = Symbol('spawnpool.laneLimit');
 
+/** A piscina pool and the lanes of its threads; `broken` once a thread of it failed to start. */
+interface Carrier {
+  readonly piscina: Piscina;
+  broken: boolean;
+  readonly lanes: Set<WorkerLane>;
+}
+
 interface Queued {
   readonly draft: TaskDraft;
   readonly waiter: PendingRun;
@@ -151,7 +158,13 @@ class PendingRun implements LaneWaiter {
  * as piscina tasks.
  */
 export class SpawnPool {
-  readonly #piscina: Piscina;
+  /**
+   * Piscina pools carrying the threads: one, unless threads failed to
+   * start; then another carries the missing ones (piscina itself never
+   * starts a thread again once one failed at startup).
+   */
+  readonly #piscinas: Carrier[] = [];
+  readonly #piscinaOptions: ConstructorParameters<typeof Piscina>[0];
   readonly #threads: number;
   readonly #maxQueue: number;
   #state: 'open' | 'closing' | 'destroyed' = 'open';
@@ -173,29 +186,75 @@ export class SpawnPool {
     this.#laneLimit = opts[laneLimit];
     const engine = chooseEngine(opts.engine);
     const workerData: WorkerConfig = { engine };
-    this.#piscina = new Piscina({
+    this.#piscinaOptions = {
       filename: new URL('./worker.js', import.meta.url).href,
-      minThreads: this.#threads,
-      maxThreads: this.#threads,
       idleTimeout: checkCount('idleTimeoutMs', opts.idleTimeoutMs, 0) ?? 30_000,
       // Workers run async I/O; Atomics.wait would block it.
       atomics: 'disabled',
       workerData,
-    });
-    this.#piscina.on('message', (message: unknown) => {
+    };
+    this.#startThreads(this.#threads);
+  }
+
+  #startThreads(count: number): void {
+    const carrier: Carrier = {
+      piscina: new Piscina({ ...this.#piscinaOptions, minThreads: count, maxThreads: count }),
+      broken: false,
+      lanes: new Set(),
+    };
+    this.#piscinas.push(carrier);
+    carrier.piscina.on('message', (message: unknown) => {
       const port = (message as Record<string, unknown> | null)?.[LANE_KEY];
-      if (port instanceof MessagePort) this.#attach(port);
+      if (port instanceof MessagePort) this.#attach(port, carrier);
     });
     // A thread that dies is reported to its runs through its lane; piscina
     // also emits it here, and an 'error' nobody listens to would kill the host.
-    this.#piscina.on('error', () => undefined);
+    carrier.piscina.on('error', (err: unknown) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ERR_WORKER_INIT_FAILED') this.#startFailed(carrier, err as Error);
+    });
   }
 
-  #attach(port: MessagePort): void {
+  /** Threads running or starting. */
+  #alive(): number {
+    let n = 0;
+    for (const c of this.#piscinas) n += c.broken ? c.lanes.size : c.piscina.threads.length;
+    return n;
+  }
+
+  /**
+   * A thread could not start (no descriptor, no memory, no thread). Piscina
+   * starts none again in that pool, so it is kept only for the threads it
+   * has running; the runs that have no thread to go to fail with the errno;
+   * the next run starts the missing threads again.
+   */
+  #startFailed(carrier: Carrier, err: Error): void {
+    carrier.broken = true;
+    const at = this.#piscinas.indexOf(carrier);
+    if (carrier.lanes.size === 0 && at >= 0) {
+      this.#piscinas.splice(at, 1);
+      void carrier.piscina.destroy();
+    }
+    if (this.#alive() > 0) return;
+    // Node puts the errno name only in this error's message ("Worker initialization failure: EMFILE").
+    const code = /\b(E[A-Z0-9]+)\b/.exec(err.message)?.[1] ?? 'EAGAIN';
+    const failure = { code, message: `cannot start a worker thread: ${code}` };
+    for (const { waiter } of this.#queue.splice(0)) waiter.resolve(unstarted(failure));
+    this.#dispatch();
+  }
+
+  /** Starts again the threads that failed to start or died unreplaced, once a run needs them. */
+  #restartMissing(): void {
+    const alive = this.#alive();
+    if (alive < this.#threads && this.#state === 'open') this.#startThreads(this.#threads - alive);
+  }
+
+  #attach(port: MessagePort, carrier: Carrier): void {
     const lane = new WorkerLane(port, () => this.#dispatch(), (dead) => {
       this.#lanes.splice(this.#lanes.indexOf(dead), 1);
+      carrier.lanes.delete(dead);
     });
     this.#lanes.push(lane);
+    carrier.lanes.add(lane);
     if (this.#laneLimit !== undefined) lane.limit(this.#laneLimit);
     if (this.#state === 'destroyed') lane.destroy();
     this.#dispatch();
@@ -217,6 +276,7 @@ export class SpawnPool {
       this.#metrics.recordRefused('pool');
       return Promise.reject(new CommandError('EQUEUEFULL', `Cannot run ${command()}: the pool's queue is full`, { command: command() }));
     }
+    this.#restartMissing();
     return new Promise<RunOutcome>((resolve, reject) => {
       this.#pending++;
       const waiter = new PendingRun(this.#ended, resolve, reject, command);
@@ -285,7 +345,7 @@ export class SpawnPool {
 
   stats(): PoolStats {
     return {
-      threads: this.#piscina.threads.length,
+      threads: this.#alive(),
       running: this.#running(),
       queued: this.#queue.length,
       completed: this.#metrics.completed,
@@ -305,7 +365,7 @@ export class SpawnPool {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
     await this.#settledAll();
-    await this.#piscina.close();
+    await Promise.all(this.#piscinas.map((c) => c.piscina.close()));
   }
 
   /** Kill every child (SIGKILL), reap them, stop the workers. */
@@ -318,7 +378,7 @@ export class SpawnPool {
     // Runs end once their children are reaped; only then stop the threads
     // (terminating a worker earlier would orphan its children).
     await this.#settledAll();
-    await this.#piscina.close({ force: true });
+    await Promise.all(this.#piscinas.map((c) => c.piscina.close({ force: true })));
   }
 }
 

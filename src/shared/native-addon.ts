@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { ProcessAttributes } from './spec.js';
@@ -72,12 +72,34 @@ export interface SpawnFlags extends Partial<Omit<ProcessAttributes, HelperAttrib
   moveFds?: readonly number[];
 }
 
-export type NativeLoad = { readonly addon: NativeAddon } | { readonly reason: string };
+/**
+ * The addon, or why not. `code` is set when the cause is a shortage that
+ * passes (EMFILE, ENFILE, ENOMEM): such a failure is not remembered, the
+ * next call tries again.
+ */
+export type NativeLoad = { readonly addon: NativeAddon } | { readonly reason: string; readonly code?: string };
+
+const SHORTAGES = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
+
+/**
+ * dlopen() reports no errno, only text. Whether the file itself can be
+ * opened right now tells a shortage of descriptors or memory (it cannot)
+ * from a library that will never load here (it can).
+ */
+function shortage(path: string): string | undefined {
+  try {
+    closeSync(openSync(path, 'r'));
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== undefined && SHORTAGES.has(code) ? code : undefined;
+  }
+}
 
 let loaded: NativeLoad | undefined;
 
 /**
- * Loads the addon once per thread. Both bundles (dist/index.js and
+ * Loads the addon once per thread (again after a shortage). Both bundles (dist/index.js and
  * dist/worker.js) sit beside dist/native/, where scripts/build-native.mjs
  * puts it; the main thread loads it only to decide which engine to use.
  */
@@ -88,7 +110,10 @@ export function loadNativeAddon(): NativeLoad {
   try {
     loaded = { addon: createRequire(import.meta.url)(path) as NativeAddon };
   } catch (err) {
-    loaded = { reason: `cannot load ${path}: ${(err as Error).message.split('\n')[0]}` };
+    const reason = `cannot load ${path}: ${(err as Error).message.split('\n')[0]}`;
+    const code = shortage(path);
+    if (code !== undefined) return { reason, code };
+    loaded = { reason };
   }
   return loaded;
 }

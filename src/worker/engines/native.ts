@@ -220,7 +220,7 @@ class ExtraPipes {
 
 function loadedAddon(): NativeAddon {
   const loaded = loadNativeAddon();
-  if (!('addon' in loaded)) throw new SpawnFailure('ENOTSUP', loaded.reason);
+  if (!('addon' in loaded)) throw new SpawnFailure(loaded.code ?? 'ENOTSUP', loaded.reason);
   return loaded.addon;
 }
 
