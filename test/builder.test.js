@@ -13,6 +13,16 @@ test('toString quotes only where a POSIX shell needs it (virCommandToString)', (
   assert.is(odd.toString(), "/bin/echo '' 'it'\\''s' '$HOME' a=b 50% x,y 'tab\there' '*' é");
 });
 
+test('toString with linebreaks: libvirt\'s test26, exactly', () => {
+  const cmd = new Command('true').envPair('A', 'B').envPair('C', 'D  E').args('--foo', 'bar', '--oooh', '-f', '--wizz', 'eek eek',
+    '--m-m-m-multiarg', 'arg', 'arg2', '-w', '-z', '-l', '--mmm', 'flash', 'bang', 'wallop');
+  assert.is(cmd.toString({ linebreaks: true }), 'A=B \\\n' + "C='D  E' \\\n" + 'true \\\n' + '--foo bar \\\n' + '--oooh \\\n' +
+    '-f \\\n' + "--wizz 'eek eek' \\\n" + '--m-m-m-multiarg arg arg2 \\\n' + '-w \\\n' + '-z \\\n' + '-l \\\n' +
+    '--mmm flash \\\n' + 'bang \\\n' + 'wallop');
+  // Positionals before any option get a line each.
+  assert.is(new Command('cp', 'a', 'b', '-r').toString({ linebreaks: true }), 'cp \\\na \\\nb \\\n-r');
+});
+
 test('toString with linebreaks keeps an option with its value', () => {
   const cmd = new Command('/usr/bin/qemu', '-name', 'guest=g1', '-S', '-m', '512', 'disk.img', 'other', '--flag', '--opt', 'v w')
     .envPair('LC_ALL', 'C').envPair('HOME', '/var/lib x');
@@ -24,9 +34,7 @@ test('toString with linebreaks keeps an option with its value', () => {
       '/usr/bin/qemu \\',
       '-name guest=g1 \\',
       '-S \\',
-      '-m 512 \\',
-      'disk.img \\',
-      'other \\',
+      '-m 512 disk.img other \\',
       '--flag \\',
       "--opt 'v w'",
     ].join('\n'),

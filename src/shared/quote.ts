@@ -19,10 +19,13 @@ export interface CommandLineOptions {
 }
 
 /**
- * Renders env settings then argv, as virCommandToStringFull does. With
- * linebreaks, every env setting ends a line, and an argument starts a new
- * line when it is an option (starts with '-') or when the previous argument
- * was not an option: so `--name value` stays together.
+ * Renders env settings then argv, as virCommandToStringFull does (its
+ * rule since 2021, libvirt's test26). With linebreaks, every env setting
+ * ends a line and every option (an argument starting with '-') starts one;
+ * an argument that is not an option stays on the line before it when the
+ * argument before it is an option (`--name value`), or when an option came
+ * before and another comes after (`--multi a b \`); trailing positionals
+ * get a line each.
  */
 export function commandLine(
   env: ReadonlyArray<readonly [string, string]> | null,
@@ -35,13 +38,17 @@ export function commandLine(
   const [binary = '', ...args] = argv;
   const shown = opts.stripPath ? binary.slice(binary.lastIndexOf('/') + 1) : binary;
   out += shellQuote(shown);
-  let prevOption = false;
-  for (const arg of args) {
-    const isOption = arg.startsWith('-');
+  const isOption = (arg: string) => arg.startsWith('-');
+  // Where the last option is: a positional before it continues its line.
+  let lastOption = -1;
+  for (let i = args.length - 1; i >= 0 && lastOption < 0; i--) if (isOption(args[i]!)) lastOption = i;
+  let seenOption = false;
+  for (const [i, arg] of args.entries()) {
     out += ' ';
-    if (opts.linebreaks && (isOption || !prevOption)) out += brk;
+    const sameLine = !isOption(arg) && i > 0 && (isOption(args[i - 1]!) || (seenOption && i < lastOption));
+    if (opts.linebreaks && !sameLine) out += brk;
     out += shellQuote(arg);
-    prevOption = isOption;
+    seenOption ||= isOption(arg);
   }
   return out;
 }
