@@ -1,6 +1,6 @@
 // Shared fixtures for the tests: the command helper, a pool on the engine
 // under test, and the expected helper log.
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, rmSync, existsSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -256,4 +256,53 @@ export async function codeOf(promise) {
  */
 export async function untilNoChildren() {
   while (childrenOf().length > 0) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** Tests that change credentials, add users or drop capabilities need root; any other user skips them. */
+export const isRoot = process.getuid() === 0;
+
+/**
+ * Registers a test that needs root: for any other user it is skipped, and
+ * says so with the reason (uvu counts it in "Skipped").
+ */
+export function rootTest(test, name, fn) {
+  if (isRoot) return test(name, fn);
+  console.log(`  skipped: ${name}: needs root`);
+  return test.skip(name, fn);
+}
+
+let reachable;
+/**
+ * The library (dist/, with its dependencies beside it) and the command helper,
+ * copied to a directory of mode 0755 under the system's tmpdir: a test that
+ * drops to another user must not depend on where the clone sits (a clone
+ * inside a 0700 directory, or under /root, is out of that user's reach).
+ */
+export function reachableCopy() {
+  if (reachable) return reachable;
+  const root = mkdtempSync(join(tmpdir(), 'spawnpool-reach-'));
+  chmodSync(root, 0o755);
+  const repo = join(here, '..');
+  cpSync(join(repo, 'dist'), join(root, 'dist'), { recursive: true });
+  // The bundles' own imports (package.json "dependencies"); piscina's optional @napi-rs/nice stays out.
+  for (const dep of Object.keys(JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).dependencies)) {
+    cpSync(join(repo, 'node_modules', dep), join(root, 'node_modules', dep), { recursive: true });
+  }
+  cpSync(join(repo, 'package.json'), join(root, 'package.json'));
+  cpSync(HELPER, join(root, 'commandhelper'));
+  chmodRecursive(root);
+  process.once('exit', () => rmSync(root, { recursive: true, force: true }));
+  return (reachable = { root, entry: join(root, 'dist', 'index.js'), helper: join(root, 'commandhelper') });
+}
+
+function chmodRecursive(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      chmodSync(path, 0o755);
+      chmodRecursive(path);
+    } else {
+      chmodSync(path, statSync(path).mode & 0o111 ? 0o755 : 0o644);
+    }
+  }
 }

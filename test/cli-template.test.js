@@ -111,7 +111,8 @@ test('--capture: the bytes in the results, base64 with a flag when they are not 
   const results = join(d, 'results');
   const res = cli(['run', '-k', '--capture', '--results', results, '--', '/usr/bin/printf', '{}', ':::', 'h\\303\\251', '\\377\\376']);
   assert.is(res.status, 0, res.stderr);
-  const [text, binary] = jsonLines(results);
+  // Results come in the order jobs end: -k orders the output only.
+  const [text, binary] = jsonLines(results).sort((a, b) => a.line - b.line);
   assert.equal([text.args, text.stdout, text.stdoutEncoding, text.stderr], [['h\\303\\251'], 'hé', undefined, '']);
   assert.equal([binary.stdout, binary.stdoutEncoding], [Buffer.from([0xff, 0xfe]).toString('base64'), 'base64']);
   // The terminal gets the very bytes.
