@@ -2,7 +2,7 @@
 // the first run (COLD=1) or after warming the pool, runs commands, gives the
 // descriptors back, runs again. Prints one JSON line; an error escaping to
 // the host is reported, not thrown.
-import { closeSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { Command, SpawnPool } from '../../dist/index.js';
 
 const escaped = [];
@@ -29,6 +29,9 @@ for (const fd of held.splice(0)) closeSync(fd);
 const recovered = codes(await batch());
 // fd 3 is a pipe the test passed without close-on-exec: the child must not have it.
 const sleeper = await new Command('/bin/sleep', '30').runAsync({ pool });
+// A vfork child lets its parent go before exec closes its close-on-exec
+// descriptors: read the table once it sleeps in sleep(1).
+while (!/^\d+ \(sleep\) S /.test(readFileSync(`/proc/${sleeper.pid}/stat`, 'utf8'))) await new Promise((r) => setTimeout(r, 5));
 const childFds = readdirSync(`/proc/${sleeper.pid}/fd`).sort();
 await sleeper.abort();
 await pool.destroy();
