@@ -2,10 +2,11 @@
 // failing files: what runs, what is logged, the exit status.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, cli, dir, jsonLines, once, start, until, withEngine } from './_cli.js';
+import { rootTest } from './_support.js';
 
 const ids = (n) => Array.from({ length: n }, (_, i) => `j${i}`);
 const runs = (path) => {
@@ -152,6 +153,41 @@ test('a reader closing stdout ends the batch quietly (141); a file that cannot b
     const res = cli(['run', flag, '/dev/full', '--', '/bin/true', ':::', 'a', 'b']);
     assert.is(res.status, 3, `${flag}: ${res.stderr}`);
     assert.match(res.stderr, /cannot write \/dev\/full: ENOSPC/);
+  }
+});
+
+rootTest(test, 'a joblog on a full filesystem: no new jobs, every line written kept, exit 3 naming it; --resume skips exactly those', () => {
+  const d = dir();
+  const mnt = join(d, 'small');
+  mkdirSync(mnt);
+  // A 64 KiB tmpfs holds a few hundred joblog lines.
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+  try {
+    const joblog = join(mnt, 'jobs.log');
+    const jobs = ['-j', '4', '--', '/bin/true', ':::', ...ids(2000)];
+    const res = cli(['run', '--joblog', joblog, ...jobs]);
+    assert.is(res.status, 3, res.stderr);
+    assert.match(res.stderr, new RegExp(`cannot write ${joblog}: ENOSPC`));
+    const text = readFileSync(joblog, 'utf8');
+    const whole = text.split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l));
+    assert.ok(whole.length > 100 && whole.length < 2000, `${whole.length} lines`);
+    // The same log elsewhere: the resumed batch runs what it does not show finished, and only that.
+    const copy = join(d, 'jobs.log');
+    writeFileSync(copy, text);
+    const again = cli(['run', '--resume', '--joblog', copy, ...jobs]);
+    assert.is(again.status, 0, again.stderr);
+    assert.match(again.stderr, new RegExp(`${2000 - whole.length} jobs: ${2000 - whole.length} ok, 0 failed, ${whole.length} skipped`));
+    // The torn last line stays torn, on a line of its own: every job is logged once.
+    const parsed = readFileSync(copy, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
+      try {
+        return [JSON.parse(l).id];
+      } catch {
+        return [];
+      }
+    });
+    assert.equal([parsed.length, new Set(parsed).size], [2000, 2000]);
+  } finally {
+    spawnSync('umount', [mnt]);
   }
 });
 

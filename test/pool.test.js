@@ -118,6 +118,20 @@ test('bad pool options are EINVAL', () => {
   throwsWith(() => new SpawnPool(null), 'EINVAL');
 });
 
+test('maxQueue: 0: past the threads\' capacity runs reject EQUEUEFULL, counted as refused by the pool, never as a lost worker', async () => {
+  const p = new SpawnPool({ threads: 1, maxQueue: 0, engine: ENGINE });
+  try {
+    const results = await Promise.allSettled(Array.from({ length: 300 }, () => new Command('/bin/true').run({ pool: p })));
+    const codes = new Set(results.map((r) => (r.status === 'fulfilled' ? 'ok' : r.reason.code)));
+    assert.equal([...codes].sort(), ['EQUEUEFULL', 'ok']);
+    const refused = results.filter((r) => r.status === 'rejected').length;
+    assert.is(p.stats().outcomes.pool, refused);
+    assert.is(p.stats().outcomes.workerLost, 0);
+  } finally {
+    await p.destroy();
+  }
+});
+
 test('maxQueue: runs past it reject EQUEUEFULL', async () => {
   const p = new SpawnPool({ threads: 1, maxQueue: 1, engine: ENGINE });
   try {

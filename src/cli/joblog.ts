@@ -1,4 +1,4 @@
-import { fdatasyncSync, readFileSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { LineSink, OutputFileError } from './sink.js';
 
 /** What the log keeps of a finished job. */
@@ -33,7 +33,32 @@ export class JobLog {
   /** Throws an OutputFileError when the log cannot be opened. */
   constructor(path: string) {
     this.#sink = new LineSink(path, true);
+    this.#endTornLine();
     this.#timer = setInterval(() => this.sync(), SYNC_INTERVAL_MS).unref();
+  }
+
+  /**
+   * A log cut short mid-line (a full disk, a crash) would glue its torn
+   * line to the first one appended now, and that job would count as never
+   * logged: end it first.
+   */
+  #endTornLine(): void {
+    let last: number | undefined;
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.#sink.path, 'r');
+      const st = fstatSync(fd);
+      if (st.isFile() && st.size > 0) {
+        const byte = Buffer.alloc(1);
+        readSync(fd, byte, 0, 1, st.size - 1);
+        last = byte[0];
+      }
+    } catch {
+      // Not a file we can read back (a pipe, a descriptor of ours): nothing to mend.
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    if (last !== undefined && last !== 0x0a) this.#sink.write('\n');
   }
 
   /** The first write or sync error; after it nothing more is written. */

@@ -4,7 +4,8 @@ import { dirname, resolve } from 'node:path';
 /** An I/O error of spawnpool's own (results file, joblog): exit status 3. */
 export class OutputFileError extends Error {
   constructor(readonly path: string, override readonly cause: NodeJS.ErrnoException) {
-    super(`cannot write ${path}: ${cause.code ?? 'EIO'}: ${cause.message}`);
+    const code = cause.code ?? 'EIO';
+    super(`cannot write ${path}: ${cause.message.startsWith(code) ? cause.message : `${code}: ${cause.message}`}`);
   }
 }
 
