@@ -18,6 +18,9 @@ const srcDir = join(root, 'src/worker/native');
 const outFile = join(root, 'dist/native/spawnpool_native.node');
 const helperFile = join(root, 'dist/native/spawnpool-exec-helper');
 const strict = process.argv.includes('--strict');
+// npm's install step: in a checkout (no dist/ yet) build.mjs builds it all
+// later; in an installed package, dist/ came packed and only the addon is built here.
+if (process.argv.includes('--if-packed') && !existsSync(join(root, 'dist/index.js'))) process.exit(0);
 const asan = process.argv.includes('--asan');
 const CFLAGS = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'];
 /** The addon's sources: binding.gyp's list, for cc too. */
