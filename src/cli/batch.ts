@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
-import { CommandError, SpawnPool, type Command } from '../main/index.js';
+import { CommandError, SpawnPool } from '../main/index.js';
 import { laneLimit } from '../main/pool.js';
 import type { EngineName } from '../main/engine-choice.js';
 import { commandLine } from '../shared/quote.js';
-import { commandFor, type Job, type OutputMode } from './jobs.js';
+import { commandFor, type Job, type JobCommand, type OutputMode } from './jobs.js';
 import { JobLog, readJobLog, type JobRecord } from './joblog.js';
 import { Progress, type Counts, type ProgressStyle } from './progress.js';
 import { haltReached, type HaltPolicy } from './halt.js';
@@ -188,7 +188,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   let handed = 0;
   const setRunning = (delta: number) => (counts.running = Math.min(handed += delta, o.jobs));
 
-  async function attempt(job: Job, command: Command): Promise<Attempt> {
+  async function attempt(job: Job, command: JobCommand): Promise<Attempt> {
     setRunning(+1);
     try {
       // run(), not runAsync(): one report per job from the worker, and its
@@ -227,7 +227,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
 
   async function runJob(job: Job, index: number, slot: number): Promise<void> {
     const argv = job.argv(slot);
-    let command: Command;
+    let command: JobCommand;
     try {
       command = commandFor(job, argv, o.output);
     } catch (err) {

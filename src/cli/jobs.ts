@@ -74,6 +74,9 @@ export function parseJobLine(text: string, number: number): ParsedLine {
   return typeof job === 'string' ? { kind: 'bad', reason: job } : { kind: 'job', job };
 }
 
+/** A job's command: its output captured as bytes (grouped), or not at all (-u). */
+export type JobCommand = Command<Uint8Array | undefined, Uint8Array | undefined>;
+
 /** What happens to a job's stdout and stderr. */
 export type OutputMode = 'group' | 'ungroup';
 
@@ -85,16 +88,15 @@ export type OutputMode = 'group' | 'ungroup';
  * spawnpool's own stdout and stderr. Throws the builder's errors (a NUL
  * byte, a bad env name).
  */
-export function commandFor(job: Job, argv: readonly string[], output: OutputMode): Command {
-  const cmd = Command.fromArgv(argv).processGroup();
+export function commandFor(job: Job, argv: readonly string[], output: OutputMode): JobCommand {
+  const cmd: JobCommand = Command.fromArgv(argv).processGroup();
   if (job.env !== undefined) {
     for (const [k, v] of Object.entries({ ...process.env, ...job.env })) if (v !== undefined) cmd.envPair(k, v);
   }
   if (job.cwd !== undefined) cmd.cwd(job.cwd);
   if (job.input !== undefined) cmd.inputBuffer(job.input);
-  if (output === 'group') cmd.captureOutput({ encoding: 'buffer' }).captureError({ encoding: 'buffer' });
-  else cmd.outputFd(1).errorFd(2);
-  return cmd;
+  if (output === 'group') return cmd.captureOutput({ encoding: 'buffer' }).captureError({ encoding: 'buffer' });
+  return cmd.outputFd(1).errorFd(2);
 }
 
 /** A job made from a template and one argument set: its id is its number. */

@@ -18,14 +18,14 @@ import {
 import { signalNumber } from '../shared/status.js';
 import { resolveBinary } from '../shared/resolve.js';
 import { runCommand, runCommandAsync, type RunOptions } from './run.js';
-import type { RunResult } from './result.js';
+import type { AnyCapture, Captured, RunResult } from './result.js';
 import type { RunningCommand } from './running.js';
 
 export type { ArgValue } from './validate.js';
 
-export interface CaptureOptions {
+export interface CaptureOptions<E extends OutputEncoding = OutputEncoding> {
   /** 'utf8' (default) gives strings; 'buffer' gives Uint8Array. */
-  encoding?: OutputEncoding;
+  encoding?: E;
 }
 
 export interface PassFdOptions {
@@ -44,7 +44,7 @@ export const toSpec = Symbol('spawnpool.toSpec');
  * setter validates at once (CommandError EINVAL) and returns `this`; the
  * command is plain data until run, and can be run again.
  */
-export class Command {
+export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture = undefined, Combined extends AnyCapture = undefined> {
   #binary: string;
   #args: string[] = [];
   #env: Map<string, string> | null = null;
@@ -382,20 +382,25 @@ export class Command {
     return this.#setInput('inputBuffer()', { kind: 'buffer', data: toBytes('inputBuffer()', data, this.#binary) });
   }
 
-  captureOutput(opts: CaptureOptions = {}): this {
-    return this.#setOutput('captureOutput()', 'stdout', { kind: 'capture', encoding: this.#encoding('captureOutput()', opts) });
+  /** `result.stdout`: a string, or a Uint8Array with `{ encoding: 'buffer' }` (the command's type says which). */
+  captureOutput<E extends OutputEncoding = 'utf8'>(opts: CaptureOptions<E> = {}): Command<Captured<E>, Err, Combined> {
+    this.#setOutput('captureOutput()', 'stdout', { kind: 'capture', encoding: this.#encoding('captureOutput()', opts) });
+    return this as Command<AnyCapture, AnyCapture, AnyCapture> as Command<Captured<E>, Err, Combined>;
   }
 
-  captureError(opts: CaptureOptions = {}): this {
-    return this.#setOutput('captureError()', 'stderr', { kind: 'capture', encoding: this.#encoding('captureError()', opts) });
+  /** `result.stderr`, likewise. */
+  captureError<E extends OutputEncoding = 'utf8'>(opts: CaptureOptions<E> = {}): Command<Out, Captured<E>, Combined> {
+    this.#setOutput('captureError()', 'stderr', { kind: 'capture', encoding: this.#encoding('captureError()', opts) });
+    return this as Command<AnyCapture, AnyCapture, AnyCapture> as Command<Out, Captured<E>, Combined>;
   }
 
   /** stdout and stderr interleaved in write order into `result.output`. */
-  captureCombined(opts: CaptureOptions = {}): this {
+  captureCombined<E extends OutputEncoding = 'utf8'>(opts: CaptureOptions<E> = {}): Command<Out, Err, Captured<E>> {
     const wiring: OutputWiring = { kind: 'combined', encoding: this.#encoding('captureCombined()', opts) };
     this.#checkOutput('captureCombined()', 'stderr', wiring);
     this.#setOutput('captureCombined()', 'stdout', wiring);
-    return this.#setOutput('captureCombined()', 'stderr', wiring);
+    this.#setOutput('captureCombined()', 'stderr', wiring);
+    return this as Command<AnyCapture, AnyCapture, AnyCapture> as Command<Out, Err, Captured<E>>;
   }
 
   /** Per captured stream; past it the child is killed (EMAXBUFFER). */
@@ -480,14 +485,15 @@ export class Command {
 
   // ---- running -------------------------------------------------------------
 
-  run(opts?: RunOptions): Promise<RunResult> {
-    return runCommand(this[toSpec](), opts);
+  run(opts?: RunOptions): Promise<RunResult<Out, Err, Combined>> {
+    return runCommand(this[toSpec](), opts) as Promise<RunResult<Out, Err, Combined>>;
   }
 
-  runAsync(opts?: RunOptions): Promise<RunningCommand> {
-    return runCommandAsync(this[toSpec](), opts);
+  runAsync(opts?: RunOptions): Promise<RunningCommand<Out, Err, Combined>> {
+    return runCommandAsync(this[toSpec](), opts) as Promise<RunningCommand<Out, Err, Combined>>;
   }
 
+  /** @internal */
   [toSpec](): CommandSpec {
     return {
       binary: this.#binary,

@@ -179,11 +179,11 @@ export class SpawnPool {
   readonly #metrics = new PoolMetrics();
   readonly #laneLimit: number | undefined;
 
-  constructor(opts: SpawnPoolOptions & { readonly [laneLimit]?: number } = {}) {
+  constructor(opts: SpawnPoolOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw new CommandError('EINVAL', 'SpawnPool: options must be an object', { command: '' });
     this.#threads = checkCount('threads', opts.threads) ?? availableParallelism();
     this.#maxQueue = checkCount('maxQueue', opts.maxQueue, 0) ?? Infinity;
-    this.#laneLimit = opts[laneLimit];
+    this.#laneLimit = (opts as { readonly [laneLimit]?: number })[laneLimit];
     const engine = chooseEngine(opts.engine);
     const workerData: WorkerConfig = { engine };
     this.#piscinaOptions = {

@@ -1,15 +1,31 @@
 import type { OutputEncoding } from '../shared/spec.js';
 
-export interface RunResult {
+/**
+ * What a captured stream gives: a Uint8Array with `{ encoding: 'buffer' }`,
+ * else a string.
+ */
+export type Captured<E extends OutputEncoding> = E extends 'buffer' ? Uint8Array : string;
+
+/** Any captured stream, or none: what a result holds when its command's type does not say. */
+export type AnyCapture = string | Uint8Array | undefined;
+
+/**
+ * A run that ended as asked. `Out`, `Err` and `Combined` come from the
+ * command's type: `undefined` unless captured, then `string` or
+ * `Uint8Array` as the capture's encoding says.
+ */
+export interface RunResult<Out extends AnyCapture = AnyCapture, Err extends AnyCapture = AnyCapture, Combined extends AnyCapture = AnyCapture> {
   readonly pid: number;
   /** Exit status; the raw wait status with `.rawStatus()`. */
   readonly status: number;
   /** The terminating signal, when `.rawStatus()` let a signal death resolve. */
   readonly signal?: NodeJS.Signals | undefined;
-  readonly stdout?: string | Uint8Array | undefined;
-  readonly stderr?: string | Uint8Array | undefined;
+  /** With `.captureOutput()`. */
+  readonly stdout: Out;
+  /** With `.captureError()`. */
+  readonly stderr: Err;
   /** stdout and stderr interleaved, with `.captureCombined()`. */
-  readonly output?: string | Uint8Array | undefined;
+  readonly output: Combined;
   readonly durationMs: number;
   /** `toString()` of the command that ran. */
   readonly command: string;

@@ -2,7 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { CommandError } from '../shared/errors.js';
 import { readLines } from './lines.js';
 import { signalNumber } from '../shared/status.js';
-import type { RunResult } from './result.js';
+import type { AnyCapture, RunResult } from './result.js';
 
 export interface WaitOptions {
   /** Resolve on any normal exit, with `result.status`; see run(). */
@@ -30,7 +30,7 @@ export interface RunHandle {
  * kill signal, SIGKILL after the grace period, and resolves once the child is
  * reaped. Disposing it (`await using`) aborts it if it still runs.
  */
-export class RunningCommand implements AsyncDisposable {
+export class RunningCommand<Out extends AnyCapture = AnyCapture, Err extends AnyCapture = AnyCapture, Combined extends AnyCapture = AnyCapture> implements AsyncDisposable {
   readonly pid: number;
   /** With `.inputPipe()`: the child's stdin. End it to send EOF. */
   readonly stdin: Writable | undefined;
@@ -51,8 +51,8 @@ export class RunningCommand implements AsyncDisposable {
     this.#defaultStatus = defaultStatus;
   }
 
-  wait(opts: WaitOptions = {}): Promise<RunResult> {
-    return this.#handle.finish(opts.status ?? this.#defaultStatus);
+  wait(opts: WaitOptions = {}): Promise<RunResult<Out, Err, Combined>> {
+    return this.#handle.finish(opts.status ?? this.#defaultStatus) as Promise<RunResult<Out, Err, Combined>>;
   }
 
   /**
