@@ -164,6 +164,8 @@ export class SpawnPool {
    * starts a thread again once one failed at startup).
    */
   readonly #piscinas: Carrier[] = [];
+  /** A thread failed to start: each run checks that all are there (piscina replaces the others' dead threads itself). */
+  #degraded = false;
   readonly #piscinaOptions: ConstructorParameters<typeof Piscina>[0];
   readonly #threads: number;
   readonly #maxQueue: number;
@@ -229,10 +231,11 @@ export class SpawnPool {
    */
   #startFailed(carrier: Carrier, err: Error): void {
     carrier.broken = true;
+    this.#degraded = true;
     const at = this.#piscinas.indexOf(carrier);
     if (carrier.lanes.size === 0 && at >= 0) {
       this.#piscinas.splice(at, 1);
-      void carrier.piscina.destroy();
+      carrier.piscina.destroy().catch(() => undefined);
     }
     if (this.#alive() > 0) return;
     // Node puts the errno name only in this error's message ("Worker initialization failure: EMFILE").
@@ -246,6 +249,7 @@ export class SpawnPool {
   #restartMissing(): void {
     const alive = this.#alive();
     if (alive < this.#threads && this.#state === 'open') this.#startThreads(this.#threads - alive);
+    this.#degraded = this.#piscinas.some((c) => c.broken);
   }
 
   #attach(port: MessagePort, carrier: Carrier): void {
@@ -276,7 +280,7 @@ export class SpawnPool {
       this.#metrics.recordRefused('pool');
       return Promise.reject(new CommandError('EQUEUEFULL', `Cannot run ${command()}: the pool's queue is full`, { command: command() }));
     }
-    this.#restartMissing();
+    if (this.#degraded) this.#restartMissing();
     return new Promise<RunOutcome>((resolve, reject) => {
       this.#pending++;
       const waiter = new PendingRun(this.#ended, resolve, reject, command);
