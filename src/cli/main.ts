@@ -28,7 +28,7 @@ ${RUN_USAGE}
 
 async function benchCommand(args: string[]): Promise<number> {
   const terminator = args.indexOf('--');
-  const { values, positionals } = parseArgs({
+  const { values } = parseArgs({
     args: terminator === -1 ? args : args.slice(0, terminator),
     allowPositionals: false,
     options: {
@@ -45,7 +45,6 @@ async function benchCommand(args: string[]): Promise<number> {
       'export-markdown': { type: 'string' },
     },
   });
-  void positionals;
   if (values.concurrency !== undefined && values.rate !== undefined) throw new UsageError('-c (closed loop) or --rate (open loop): one of them');
   if (values.runs !== undefined && values.duration !== undefined) throw new UsageError('-n or -d: one of them');
   const argvs = [...(values.cmd ?? []).map(splitWords), ...(terminator === -1 ? [] : splitCommands(args.slice(terminator + 1)))];
@@ -71,11 +70,13 @@ async function benchCommand(args: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(formatText(reports, o));
-  try {
-    if (values['export-json'] !== undefined) writeFileSync(values['export-json'], formatJson(reports, o));
-    if (values['export-markdown'] !== undefined) writeFileSync(values['export-markdown'], formatMarkdown(reports));
-  } catch (err) {
-    throw new OutputFileError(values['export-json'] ?? values['export-markdown']!, err as NodeJS.ErrnoException);
+  for (const [path, text] of [[values['export-json'], () => formatJson(reports, o)], [values['export-markdown'], () => formatMarkdown(reports)]] as const) {
+    if (path === undefined) continue;
+    try {
+      writeFileSync(path, text());
+    } catch (err) {
+      throw new OutputFileError(path, err as NodeJS.ErrnoException);
+    }
   }
   return reports.every((r) => r.failed === 0) ? 0 : 1;
 }
