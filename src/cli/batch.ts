@@ -140,8 +140,10 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     progress.clear();
     o.stderr.write(`spawnpool run: ${line}\n`);
   };
+  /** An interrupt, EPIPE or `--halt now`: running jobs are being ended, and will not be logged. */
+  const endingRunning = () => stop !== undefined && ENDS_RUNNING.has(stop);
   const halt = (why: Stop, message?: string) => {
-    if (stop !== undefined && ENDS_RUNNING.has(stop)) return;
+    if (endingRunning()) return;
     stop = why;
     if (message !== undefined) say(message);
     if (ENDS_RUNNING.has(why)) {
@@ -173,7 +175,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   }, o.keepOrder, o.tag);
 
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
-    if (stop !== undefined && ENDS_RUNNING.has(stop)) {
+    if (endingRunning()) {
       // Already ending the running jobs: no more grace.
       void pool?.destroy();
       return;
@@ -239,9 +241,9 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     do {
       last = await attempt(job, command);
       ms += last.ms;
-    } while (!last.ok && ++attempts <= o.retries && (stop === undefined || !ENDS_RUNNING.has(stop)));
+    } while (!last.ok && ++attempts <= o.retries && !endingRunning());
     // Ended by an interrupt or `--halt now`, the job did not finish: a resumed batch runs it again.
-    if (last.code === 'EABORTED' && stop !== undefined && ENDS_RUNNING.has(stop)) return output.dropped(index);
+    if (last.code === 'EABORTED' && endingRunning()) return output.dropped(index);
     const durationMs = Math.round(ms * 1000) / 1000;
     counts.done++;
     if (!last.ok) {
@@ -304,7 +306,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     }
   } catch (err) {
     // Destroying the input on an interrupt ends the iteration early; anything else is real.
-    if (stop === undefined || !ENDS_RUNNING.has(stop)) throw err;
+    if (!endingRunning()) throw err;
   } finally {
     await Promise.allSettled(inFlight);
     process.off('SIGINT', onSignal);

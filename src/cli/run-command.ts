@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -9,7 +9,7 @@ import { runBatch, type FeedItem } from './batch.js';
 import { parseDuration } from './duration.js';
 import { parseHalt } from './halt.js';
 import { isJobLine, parseJobLine, templateJob } from './jobs.js';
-import { argumentSets, countArgumentSets, countLines, type Source } from './sources.js';
+import { argumentSets, countArgumentSets, countLines, isRegularFile, type Source } from './sources.js';
 import { Template } from './template.js';
 import { UsageError } from './usage.js';
 
@@ -130,8 +130,6 @@ async function* templateFeed(template: Template, sources: readonly Source[], lin
   }
 }
 
-const isRegularFile = (path: string) => statSync(path).isFile();
-
 async function opened(path: string): Promise<Readable> {
   const input = createReadStream(path);
   // Open errors (no such file) surface here, as a message, not a stack.
@@ -238,7 +236,8 @@ export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS
       : argFiles.length > 0 ? argFiles.map((path) => ({ kind: 'file', path, linked: false }))
       : [{ kind: 'file', path: '-', linked: false }];
     for (const s of sources) {
-      if (s.kind === 'file' && s.path !== '-') (await opened(s.path)).destroy();
+      // A missing or unreadable file is a usage error now, not a job failure later.
+      if (s.kind === 'file' && s.path !== '-') accessSync(s.path, constants.R_OK);
     }
     const template = new Template(split.template, sources.length);
     usesSlot = template.usesSlot;

@@ -72,7 +72,8 @@ export async function countLines(path: string, keep: (line: string) => boolean =
   return n;
 }
 
-const isRegularFile = (path: string) => {
+/** A regular file (its lines can be counted ahead); false for a pipe, a device or nothing there. */
+export const isRegularFile = (path: string): boolean => {
   try {
     return statSync(path).isFile();
   } catch {
