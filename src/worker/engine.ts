@@ -66,6 +66,9 @@ export interface HelperChannel {
   abandon(): void;
 }
 
+/** Children never outlive the host: SIGKILL when the spawning worker thread (and so the host) is gone. */
+export const CHILD_DEATH_SIGNAL = 9;
+
 /** No fds: one shared empty list for the plans and flags of most runs. */
 export const NO_FDS: readonly number[] = Object.freeze([]);
 
@@ -106,6 +109,16 @@ export interface FastChild {
   kill(signal: number): boolean;
 }
 
+/**
+ * A plain run's child (plain-runs.ts): the engine sets its pid and its own
+ * id at the spawn, and calls exited() once it is reaped and stderr drained.
+ */
+export interface PlainChild {
+  pid: number;
+  engineId: number;
+  exited(rawStatus: number, stderrTail: Uint8Array | undefined): void;
+}
+
 export interface Engine {
   readonly name: 'native' | 'node';
   /** Rejects with SpawnFailure when the program could not be started. */
@@ -117,6 +130,15 @@ export interface Engine {
    * always from the loop, never from inside this call.
    */
   spawnFast?(plan: SpawnPlan, io: FastIo, done: (record: FastRecord) => void): FastChild;
+  /**
+   * spawnFast() for a run that sets nothing but its program, arguments and
+   * environment (every other field its default: /dev/null in and out,
+   * stderr's tail kept, the death signal), without the plan, flags and
+   * closure built per run. Throws SpawnFailure.
+   */
+  spawnPlain?(file: string, argv: readonly string[], env: readonly string[] | Uint8Array, child: PlainChild): void;
+  /** false once the child is reaped. */
+  killPlain?(child: PlainChild, signal: number): boolean;
 }
 
 /** Signals a process group; false when it has no member left. */

@@ -5,6 +5,7 @@ import type { Engine } from './engine.js';
 import { nativeEngine } from './engines/native.js';
 import { nodeEngine } from './engines/node.js';
 import { Lane } from './lane.js';
+import { PlainRuns } from './plain-runs.js';
 import {
   abortRun, endAll, fitsFastPath, killAllNow, runChild, runFastDirect, runsWithChild, type Completions, type WorkerTask,
 } from './run-child.js';
@@ -45,10 +46,13 @@ const started: Completions = {
   spawned: (id, pid) => lane.spawned(id, pid),
 };
 
+const plain = new PlainRuns(engine, started);
+
 function onRequest(request: LaneRequest): void {
   switch (request.t) {
     case 'destroy':
       endAll();
+      plain.endAll();
       endWaiting({ code: 'EPOOLCLOSED', message: 'the pool was destroyed' });
       return;
     case 'abort': {
@@ -67,6 +71,13 @@ function onRequest(request: LaneRequest): void {
       return;
     case 'runs':
       for (const wire of request.runs) {
+        if (running < limit && waiting.length === 0 && plain.fits(wire)) {
+          // A plain run inherits the environment: SAME_ENV or a new block.
+          if (wire[3] !== SAME_ENV) lastEnv = wire[3];
+          running++;
+          plain.start(wire, lastEnv);
+          continue;
+        }
         // Decoded on arrival: SAME_ENV means the block the lane carried last.
         const task: WorkerTask = decodeTask(wire, resolveEnv);
         if (task.spec.env === null) lastEnv = task.env;
@@ -111,17 +122,19 @@ function internalFailure(err: unknown): RunOutcome {
  * had a child, and only then does the thread exit.
  */
 let dying = false;
+const withChildNow = () => [...runsWithChild(), ...plain.laneIds()];
 const REAP_WAIT_MS = 2000;
 process.on('uncaughtException', (err) => {
   if (dying) return;
   dying = true;
   const reason = err instanceof Error ? err.message : String(err);
-  const withChild = runsWithChild();
+  const withChild = withChildNow();
   lane.silence();
   endAll();
+  plain.endAll();
   const deadline = Date.now() + REAP_WAIT_MS;
   const wait = () => {
-    if (runsWithChild().length > 0 && Date.now() < deadline) {
+    if (withChildNow().length > 0 && Date.now() < deadline) {
       setTimeout(wait, 2);
       return;
     }
@@ -133,8 +146,9 @@ process.on('uncaughtException', (err) => {
 // Any other end of the thread (process.exit, out of memory): kill what is left.
 process.on('exit', () => {
   if (dying) return;
-  const withChild = runsWithChild();
+  const withChild = withChildNow();
   killAllNow();
+  plain.killAllNow();
   lane.lost('the thread exited', withChild);
 });
 

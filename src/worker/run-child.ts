@@ -4,7 +4,7 @@ import { resolveBinary } from '../shared/resolve.js';
 import { STDERR_TAIL_BYTES, hasPipe, type CommandSpec } from '../shared/spec.js';
 import { unstarted, type RunOutcome, type RunTask, type WireFailure } from '../shared/protocol.js';
 import {
-  NO_FDS, SpawnFailure, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan, type SpawnedChild,
+  CHILD_DEATH_SIGNAL, NO_FDS, SpawnFailure, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan, type SpawnedChild,
 } from './engine.js';
 import { Capture, Tail } from './capture.js';
 import { closeHostFd } from './close-fd.js';
@@ -17,9 +17,6 @@ import type { Writable } from 'node:stream';
 
 /** A run as the worker carries it out: its environment resolved (never SAME_ENV). */
 export type WorkerTask = Omit<RunTask, 'env'> & { readonly env: readonly string[] | Uint8Array };
-
-/** Children never outlive the host: SIGKILL when the spawning worker thread (and so the host) is gone. */
-const CHILD_DEATH_SIGNAL = 9;
 
 /** Every run of this worker that has a child, with its lane id, so a pool destroy can end them all. */
 const live = new Map<Ending, number>();
@@ -139,10 +136,10 @@ function planFor(task: WorkerTask, file: string): SpawnPlan {
 }
 
 /** Whatever an engine throws is this run's failure, never the worker's. */
-function launchFailure(err: unknown, spec: CommandSpec, file: string): WireFailure {
+export function launchFailure(err: unknown, cwd: string | undefined, file: string): WireFailure {
   const code = err instanceof SpawnFailure ? err.code : ((err as NodeJS.ErrnoException).code ?? 'ESPAWN');
   // The directory may have gone between the check and the exec.
-  if (code === 'ENOENT' && spec.cwd !== undefined && !isDirectory(spec.cwd)) return noCwd(spec.cwd);
+  if (code === 'ENOENT' && cwd !== undefined && !isDirectory(cwd)) return noCwd(cwd);
   return { code, message: `cannot execute ${file}: ${(err as Error).message}` };
 }
 
@@ -153,7 +150,7 @@ async function start<T>(task: WorkerTask, control: ControlChannel, launch: (plan
   try {
     return await launch(planFor(task, file));
   } catch (err) {
-    return launchFailure(err, task.spec, file);
+    return launchFailure(err, task.spec.cwd, file);
   }
 }
 
@@ -202,7 +199,7 @@ export function runFastDirect(task: WorkerTask, engine: Engine, lane: Completion
         lane.complete(task.id, fastOutcome(task, child.pid, record, ending, timing, spawnMs));
       });
     } catch (err) {
-      return lane.complete(task.id, notStarted(timing, launchFailure(err, spec, file)));
+      return lane.complete(task.id, notStarted(timing, launchFailure(err, spec.cwd, file)));
     }
   } finally {
     closeParentFds(spec);

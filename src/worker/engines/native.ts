@@ -5,10 +5,10 @@ import {
   type SpawnFlags,
 } from '../../shared/native-addon.js';
 import type { WireFailure } from '../../shared/protocol.js';
-import { NO_ATTRIBUTES } from '../../shared/spec.js';
+import { DEFAULT_MAX_BUFFER, NO_ATTRIBUTES } from '../../shared/spec.js';
 import {
-  NO_FDS, SpawnFailure, killGroup, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type SpawnPlan,
-  type SpawnedChild, type StdioPlan,
+  CHILD_DEATH_SIGNAL, NO_FDS, SpawnFailure, killGroup, type Engine, type FastChild, type FastIo, type FastRecord, type HelperChannel, type PlainChild,
+  type SpawnPlan, type SpawnedChild, type StdioPlan,
 } from '../engine.js';
 
 /**
@@ -243,12 +243,19 @@ function childFlags(flags: SpawnFlags, moves: readonly number[], session: SpawnP
 /** This thread's runner (runner.c), opened on first use; its records reach the run that waits for them. */
 let runner: NativeRunner | undefined;
 const runnerWaiting = new Map<number, (record: FastRecord) => void>();
+const plainWaiting = new Map<number, PlainChild>();
 let runnerNextId = 1;
 
 function openRunner(addon: NativeAddon): NativeRunner {
   runner ??= addon.runnerOpen((records: RunnerRecords) => {
     for (let i = 0; i < records.length; i += RUNNER_RECORD_FIELDS) {
       const id = records[i] as number;
+      const plain = plainWaiting.get(id);
+      if (plain !== undefined) {
+        plainWaiting.delete(id);
+        plain.exited(records[i + 1] as number, records[i + 5] as Uint8Array | undefined);
+        continue;
+      }
       const done = runnerWaiting.get(id);
       runnerWaiting.delete(id);
       done?.({
@@ -262,6 +269,15 @@ function openRunner(addon: NativeAddon): NativeRunner {
   });
   return runner;
 }
+
+/** What spawnFast() would be given for a plain run: /dev/null in and out, a pipe for stderr's tail, SIGKILL at the thread's death. */
+const PLAIN_STDIO: [number, number, number] = [NULL_DEVICE, NULL_DEVICE, PIPE];
+const PLAIN_FLAGS: SpawnFlags = Object.freeze({ parentDeathSignal: CHILD_DEATH_SIGNAL });
+const PLAIN_CAPTURE_OUT = 0;
+const PLAIN_CAPTURE_ERR = 0;
+const PLAIN_TAIL_ERR = 1;
+const PLAIN_GROUP = 0;
+const NO_DATA: readonly Uint8Array[] = Object.freeze([]);
 
 export const nativeEngine: Engine = {
   name: 'native',
@@ -398,5 +414,25 @@ export const nativeEngine: Engine = {
     extra?.closeChildEnds();
     runnerWaiting.set(id, done);
     return { pid, kill: (signal) => addon.runnerKill(r, id, signal) };
+  },
+
+  spawnPlain(file: string, argv: readonly string[], env: readonly string[] | Uint8Array, child: PlainChild): void {
+    const addon = loadedAddon();
+    const r = openRunner(addon);
+    const id = runnerNextId++;
+    try {
+      child.pid = addon.runnerSpawn(
+        r, file, argv, env, null, PLAIN_STDIO, NO_FDS, PLAIN_FLAGS,
+        [id, null, NO_FDS, NO_DATA, PLAIN_CAPTURE_OUT, PLAIN_CAPTURE_ERR, PLAIN_TAIL_ERR, DEFAULT_MAX_BUFFER, PLAIN_GROUP],
+      );
+    } catch (err) {
+      throw asFailure(err);
+    }
+    child.engineId = id;
+    plainWaiting.set(id, child);
+  },
+
+  killPlain(child: PlainChild, signal: number): boolean {
+    return runner !== undefined && loadedAddon().runnerKill(runner, child.engineId, signal);
   },
 };
