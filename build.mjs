@@ -21,7 +21,7 @@ const common = {
 
 await build({
   ...common,
-  entryPoints: { index: 'src/main/index.ts', worker: 'src/worker/entry.ts', cli: 'src/cli/main.ts' },
+  entryPoints: { index: 'src/main/index.ts', worker: 'src/worker/entry.ts', cli: 'src/cli/main.ts', distributed: 'src/distributed/index.ts' },
   outdir: 'dist',
   absWorkingDir: root,
 });

@@ -1,0 +1,7 @@
+/**
+ * spawnpool/distributed: batches over a queue shared by many machines.
+ * Loaded only by what imports it, so that a program that never distributes
+ * never loads the queue's client.
+ */
+export { canonicalJson, loadKey, signJob, signedBytes, verifyJob, KeyError, type SignedFields, type Verdict } from './signing.js';
+export { parseQueueUrl, redact, QueueUrlError, type QueueConnection } from './queue-url.js';
