@@ -5,3 +5,4 @@
  */
 export { canonicalJson, loadKey, signJob, signedBytes, verifyJob, KeyError, type SignedFields, type Verdict } from './signing.js';
 export { parseQueueUrl, redact, QueueUrlError, type QueueConnection } from './queue-url.js';
+export { connect, requireNoEviction, QueueError } from './redis.js';
