@@ -6,3 +6,4 @@
 export { canonicalJson, loadKey, signJob, signedBytes, verifyJob, KeyError, type SignedFields, type Verdict } from './signing.js';
 export { parseQueueUrl, redact, QueueUrlError, type QueueConnection } from './queue-url.js';
 export { connect, requireNoEviction, QueueError } from './redis.js';
+export { AllowList, AllowListError, type AllowVerdict } from './allow.js';
