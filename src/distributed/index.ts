@@ -7,3 +7,4 @@ export { canonicalJson, loadKey, signJob, signedBytes, verifyJob, KeyError, type
 export { parseQueueUrl, redact, QueueUrlError, type QueueConnection } from './queue-url.js';
 export { connect, requireNoEviction, QueueError } from './redis.js';
 export { AllowList, AllowListError, type AllowVerdict } from './allow.js';
+export { queueJobId, readJobData, toJobData, type JobData, type JobDataVerdict } from './job-data.js';

@@ -18,7 +18,7 @@ export interface SignedFields {
   readonly argv: readonly string[];
   readonly env?: Readonly<Record<string, string>> | undefined;
   readonly cwd?: string | undefined;
-  /** base64, as the job carries it. */
+  /** The text fed to stdin, as the job line gives it. */
   readonly input?: string | undefined;
   readonly timeoutMs?: number | undefined;
   readonly retries?: number | undefined;
