@@ -4,6 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { queueJobId, readJobData, toJobData } from '../dist/distributed.js';
 
 const key = randomBytes(32);
@@ -53,6 +55,24 @@ test('forged or replayed: a changed argv, another key, another batch are EBADSIG
     assert.equal([v.ok, v.code], [false, 'EINVAL'], JSON.stringify(junk));
     assert.match(v.message, text);
   }
+});
+
+/** Runs `body` (an async function's text, `dist` in scope) in a fresh node; prints whether ioredis was loaded. */
+function ioredisLoaded(body) {
+  const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+  const program = `const dist = ${JSON.stringify(dist)}; ${body};
+    const { createRequire } = await import('node:module');
+    process.stdout.write(String(Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/ioredis/'))));
+    process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+test('a program that never distributes never loads the queue client; spawnpool/distributed loads it on connect()', () => {
+  assert.is(ioredisLoaded("const sp = await import(dist + 'index.js'); await new sp.Command('/bin/true').run()"), 'false');
+  assert.is(ioredisLoaded("const d = await import(dist + 'distributed.js'); d.signJob({ batch: 'b', id: '1', argv: ['x'] }, Buffer.alloc(32))"), 'false');
+  assert.is(ioredisLoaded("const d = await import(dist + 'distributed.js'); await d.connect(d.parseQueueUrl('unix:///nonexistent.sock', {})).catch(() => 0)"), 'true');
 });
 
 test.run();
