@@ -24,6 +24,9 @@ await build({
   entryPoints: { index: 'src/main/index.ts', worker: 'src/worker/entry.ts', cli: 'src/cli/main.ts', distributed: 'src/distributed/index.ts' },
   outdir: 'dist',
   absWorkingDir: root,
+  // spawnpool/distributed runs its jobs on the library's own pools: one copy of it, shared.
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
 });
 // The CLI runs through its shebang (esbuild keeps the entry's).
 chmodSync(`${root}dist/cli.js`, 0o755);

@@ -67,3 +67,15 @@ export async function startRedis(extraArgs = []) {
     },
   };
 }
+
+/** Registers a server for the whole test file (before, after); `.server` once started. */
+export function serveRedis(test) {
+  const held = { server: undefined };
+  test.before(async () => {
+    if (REDIS_SERVER !== undefined) held.server = await startRedis();
+  });
+  test.after(async () => {
+    await held.server?.stop();
+  });
+  return held;
+}

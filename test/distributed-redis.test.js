@@ -4,15 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { QueueError, connect, parseQueueUrl, requireNoEviction } from '../dist/distributed.js';
-import { redisTest, startRedis } from './_redis.js';
+import { redisTest, serveRedis } from './_redis.js';
 
-let server;
-test.before(async () => {
-  server = await startRedis();
-});
-test.after(async () => {
-  await server?.stop();
-});
+const redis = serveRedis(test);
 
 async function refused(promise, code, text) {
   try {
@@ -28,7 +22,7 @@ async function refused(promise, code, text) {
 }
 
 redisTest(test, 'a unix:// URL with a database reaches the server; noeviction passes, any other policy is refused', async () => {
-  const conn = parseQueueUrl(`${server.url}?db=3`, {});
+  const conn = parseQueueUrl(`${redis.server.url}?db=3`, {});
   const client = await connect(conn);
   try {
     await client.set('spawnpool-test', 'x');
@@ -45,7 +39,7 @@ redisTest(test, 'a unix:// URL with a database reaches the server; noeviction pa
 });
 
 redisTest(test, 'an unreachable queue is named (its password redacted) with the errno', async () => {
-  await refused(connect(parseQueueUrl(`unix://${server.socket}.missing`, {})), 'ENOENT', `${server.socket}.missing`);
+  await refused(connect(parseQueueUrl(`unix://${redis.server.socket}.missing`, {})), 'ENOENT', `${redis.server.socket}.missing`);
   await refused(connect(parseQueueUrl('redis://spawnpool:hunter2@127.0.0.1:1/0', {})), 'ECONNREFUSED', 'redis://spawnpool:***@127.0.0.1:1/0');
 });
 

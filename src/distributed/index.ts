@@ -8,3 +8,7 @@ export { parseQueueUrl, redact, QueueUrlError, type QueueConnection } from './qu
 export { connect, requireNoEviction, QueueError } from './redis.js';
 export { AllowList, AllowListError, type AllowVerdict } from './allow.js';
 export { queueJobId, readJobData, toJobData, type JobData, type JobDataVerdict } from './job-data.js';
+export { checkBatchName, BatchNameError } from './names.js';
+export { ackResults, readResults, type ResultRecord, type StreamedResult } from './results.js';
+export { DistributedWorker, type DistributedWorkerOptions } from './worker.js';
+export { Submitter, SubmitError, type SubmittedJob } from './submit.js';

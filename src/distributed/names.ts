@@ -1,0 +1,22 @@
+/**
+ * One BullMQ queue per batch, `sp-<batch>`, and the batch's own keys beside
+ * it. BullMQ's names may not hold `:` (its key separator); a batch name is
+ * kept to what reads well in a key and on a command line.
+ */
+const BATCH_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export class BatchNameError extends Error {
+  readonly code = 'EINVAL';
+}
+
+export function checkBatchName(batch: string): string {
+  if (!BATCH_NAME.test(batch)) {
+    throw new BatchNameError(`batch name ${JSON.stringify(batch)}: letters, digits, '.', '_' and '-' only, at most 100, not starting with a sign`);
+  }
+  return batch;
+}
+
+export const queueName = (batch: string): string => `sp-${batch}`;
+
+/** The stream workers publish finished runs to; the coordinator logs then deletes its entries. */
+export const resultsKey = (batch: string): string => `sp-${batch}:results`;

@@ -1,0 +1,65 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { queueJobId, toJobData } from './job-data.js';
+import { checkBatchName, queueName } from './names.js';
+import type { QueueConnection } from './queue-url.js';
+import { connect, requireNoEviction } from './redis.js';
+import type { SignedFields } from './signing.js';
+
+/** A job to enqueue: what runs, and its line for the joblog. */
+export interface SubmittedJob {
+  readonly fields: Omit<SignedFields, 'batch'>;
+  readonly line: number;
+}
+
+export class SubmitError extends Error {
+  readonly code = 'EINVAL';
+}
+
+// addBulk is one Lua call per job in a MULTI: chunks of ~1000 measured best.
+const CHUNK = 1000;
+
+/**
+ * Puts a batch's jobs on its queue. A job whose id is already there is
+ * ignored by BullMQ (its id is the queue id); finished jobs are removed, so
+ * the joblog, not the queue, tells what is done.
+ */
+export class Submitter {
+  private constructor(private readonly batch: string, private readonly queue: Queue, private readonly client: Redis, private readonly key: Uint8Array | undefined) {}
+
+  static async open(conn: QueueConnection, batch: string, key?: Uint8Array): Promise<Submitter> {
+    checkBatchName(batch);
+    const client = await connect(conn);
+    try {
+      await requireNoEviction(client, conn.shown);
+      const { Queue: BullQueue } = await import('bullmq');
+      // The events stream carries no data of ours: results have their own stream.
+      const queue = new BullQueue(queueName(batch), { connection: client, streams: { events: { maxLen: 1000 } } });
+      queue.on('error', () => undefined);
+      return new Submitter(batch, queue, client, key);
+    } catch (err) {
+      client.disconnect();
+      throw err;
+    }
+  }
+
+  /** Enqueues them all, in chunks; throws SubmitError before anything is sent for an id with no queue id. */
+  async submit(jobs: readonly SubmittedJob[]): Promise<void> {
+    const bulk = jobs.map(({ fields, line }) => {
+      const jobId = queueJobId(fields.id);
+      if (jobId === undefined) throw new SubmitError(`job id ${JSON.stringify(fields.id)} (line ${line}) is not valid Unicode`);
+      return { name: 'run', data: toJobData({ ...fields, batch: this.batch }, line, this.key), opts: { jobId, removeOnComplete: true, removeOnFail: false } };
+    });
+    for (let i = 0; i < bulk.length; i += CHUNK) await this.queue.addBulk(bulk.slice(i, i + CHUNK));
+  }
+
+  /** Jobs waiting, running, delayed, failed (BullMQ's counts). */
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+    this.client.disconnect();
+  }
+}
