@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, SpawnPool } from '../dist/index.js';
@@ -90,7 +90,9 @@ test('without the addon: one warning and the child_process engine; native asked 
   // A copy of the bundles with no dist/native/ beside them (node_modules still resolves).
   const dist = join(here, 'helper', 'build', 'no-native', 'dist');
   mkdirSync(dist, { recursive: true });
-  for (const f of ['index.js', 'worker.js']) copyFileSync(join(here, '..', 'dist', f), join(dist, f));
+  // The entries and the chunks they share; not dist/native/.
+  const built = readdirSync(join(here, '..', 'dist')).filter((f) => f.endsWith('.js'));
+  for (const f of built) copyFileSync(join(here, '..', 'dist', f), join(dist, f));
   const script = join(dist, '..', 'fallback.mjs');
   writeFileSync(script, `import { Command, SpawnPool } from './dist/index.js';
 const a = new SpawnPool({ threads: 1 });
