@@ -41,6 +41,8 @@ export class DistributedWorker {
   private constructor(
     private readonly opts: DistributedWorkerOptions,
     private readonly client: Redis,
+    /** Given to BullMQ, which closes only the connections it made itself. */
+    private readonly blocking: Redis,
     private readonly worker: Worker,
   ) {
     this.#name = opts.name ?? `${hostname()}:${process.pid}`;
@@ -49,10 +51,11 @@ export class DistributedWorker {
   static async start(opts: DistributedWorkerOptions): Promise<DistributedWorker> {
     checkBatchName(opts.batch);
     const client = await connect(opts.queue);
+    let blocking: Redis | undefined;
     try {
       await requireNoEviction(client, opts.queue.shown);
       const { Worker: BullWorker } = await import('bullmq');
-      const blocking = await connect(opts.queue, { blocking: true });
+      blocking = await connect(opts.queue, { blocking: true });
       const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
       let self: DistributedWorker | undefined;
       const worker = new BullWorker(queueName(opts.batch), (job: Job, _token?: string, signal?: AbortSignal) => self!.#process(job, signal), {
@@ -65,12 +68,13 @@ export class DistributedWorker {
       });
       // Connection trouble is retried by ioredis; a listener keeps it from ending the process.
       worker.on('error', () => undefined);
-      self = new DistributedWorker(opts, client, worker);
+      self = new DistributedWorker(opts, client, blocking, worker);
       void worker.run();
       await worker.waitUntilReady();
       return self;
     } catch (err) {
       client.disconnect();
+      blocking?.disconnect();
       throw err;
     }
   }
@@ -79,6 +83,7 @@ export class DistributedWorker {
   async stop(): Promise<void> {
     await this.worker.close();
     this.client.disconnect();
+    this.blocking.disconnect();
   }
 
   async #process(job: Job, signal: AbortSignal | undefined): Promise<void> {
