@@ -26,6 +26,17 @@ test('outputPipe gives the child stdout as a Readable; wait() resolves after it'
   assert.is(result.stdout, undefined);
 });
 
+test('a piped run that cannot start rejects, and its streams, never handed out, end without an error event that would end the process', async () => {
+  for (let i = 0; i < 20; i++) {
+    await rejectsWith(new Command('/nonexistent/spawnpool-test').inputPipe().outputPipe().errorPipe().runAsync(opts()), 'ENOENT');
+  }
+  // Errors of the streams land a turn or two after the rejection.
+  await new Promise((r) => setTimeout(r, 50));
+  const running = await new Command('/bin/echo', 'still here').outputPipe().runAsync(opts());
+  const [out] = await Promise.all([readAll(running.stdout), running.wait()]);
+  assert.is(out.toString(), 'still here\n');
+});
+
 test('inputPipe, outputPipe and errorPipe together, each far larger than a pipe buffer', async () => {
   const h = helper();
   const data = randomBytes(5 * 1024 * 1024);

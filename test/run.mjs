@@ -11,10 +11,21 @@ const engines = ['node'];
 if (existsSync(`${root}dist/native/spawnpool_native.node`)) engines.push('native');
 else console.log('native engine not built: running the suite on the node engine only');
 
+// A handle left open (a timer, a socket) keeps uvu from exiting after its
+// last test: past this, the pass is killed and counts as failed.
+const PASS_LIMIT_MS = 25 * 60 * 1000;
+
 function run(args, env, onStdout) {
   const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   child.stdout.on('data', (d) => { onStdout?.(d); process.stdout.write(d); });
-  return new Promise((resolve) => child.on('close', resolve));
+  const limit = setTimeout(() => {
+    console.log(`\n${args[0]}: still running after ${PASS_LIMIT_MS / 60000} minutes: killed`);
+    child.kill('SIGKILL');
+  }, PASS_LIMIT_MS);
+  return new Promise((resolve) => child.on('close', (code) => {
+    clearTimeout(limit);
+    resolve(code);
+  }));
 }
 
 rmSync(`${root}coverage`, { recursive: true, force: true });

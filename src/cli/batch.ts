@@ -5,10 +5,10 @@ import { laneLimit } from '../main/pool.js';
 import type { EngineName } from '../main/engine-choice.js';
 import { commandLine } from '../shared/quote.js';
 import { commandFor, type Job, type JobCommand, type OutputMode } from './jobs.js';
-import { JobLog, readJobLog, type JobRecord } from './joblog.js';
+import { JobLog, readJobLog, skipLogged, type JobRecord } from './joblog.js';
 import { Progress, type Counts, type ProgressStyle } from './progress.js';
 import { haltReached, type HaltPolicy } from './halt.js';
-import { GroupedOutput } from './output.js';
+import { GroupedOutput, outputFields } from './output.js';
 import { LineSink, OutputFileError } from './sink.js';
 import { Failures } from './summary.js';
 
@@ -65,19 +65,8 @@ const STATUS: Partial<Record<Stop, number>> = { SIGINT: 130, SIGTERM: 143, EPIPE
 
 const JOBS_PER_THREAD = 4;
 
+const EMPTY = new Uint8Array(0);
 const bytes = (v: string | Uint8Array | undefined) => (v === undefined ? undefined : typeof v === 'string' ? Buffer.from(v) : v);
-const strict = new TextDecoder('utf-8', { fatal: true });
-
-/** Captured bytes for the results file: text when they are UTF-8, else base64 with a flag beside. */
-function captured(name: 'stdout' | 'stderr', v: string | Uint8Array | undefined): Record<string, string> {
-  const b = bytes(v) ?? new Uint8Array(0);
-  try {
-    return { [name]: strict.decode(b) };
-  } catch {
-    return { [name]: Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64'), [`${name}Encoding`]: 'base64' };
-  }
-}
-
 /** The lowest free slot number (from 1), as `{%}` counts them. */
 class Slots {
   readonly #free: number[] = [];
@@ -259,7 +248,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       id: job.id, line: job.line, ...(job.args === undefined ? {} : { args: job.args }), argv, status: last.status, signal: last.signal,
       code: last.code, durationMs, attempts: record.attempts,
       ...(last.message === undefined ? {} : { message: last.message }),
-      ...(o.capture ? { ...captured('stdout', last.stdout), ...captured('stderr', last.stderr) } : {}),
+      ...(o.capture ? { ...outputFields('stdout', bytes(last.stdout) ?? EMPTY), ...outputFields('stderr', bytes(last.stderr) ?? EMPTY) } : {}),
     });
     output.ended(index, job.args === undefined ? job.id : job.args.join(' '), bytes(last.stdout), bytes(last.stderr));
     checkHalt();
@@ -282,7 +271,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       }
       const { job } = item;
       const before = previous.get(job.id);
-      if (before !== undefined && !(o.resume === 'failed' && !before)) {
+      if (skipLogged(before, o.resume)) {
         counts.skipped++;
         if (!before) skippedFailures++;
         output.dropped(at);

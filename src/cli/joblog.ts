@@ -12,6 +12,9 @@ export interface JobRecord {
   readonly durationMs: number;
   readonly attempts: number;
   readonly endedAt: string;
+  /** With --queue: the worker that ran it, and how many times workers started it (more than once after a worker was lost). */
+  readonly host?: string | undefined;
+  readonly starts?: number | undefined;
 }
 
 /** Lines between two fdatasync calls; also synced once a second and at close. */
@@ -89,6 +92,11 @@ export class JobLog {
     this.sync();
     this.#sink.close();
   }
+}
+
+/** Whether a job the log shows (`before`: whether it succeeded) is skipped: always with --resume, only if it succeeded with --resume-failed. */
+export function skipLogged(before: boolean | undefined, resume: 'all' | 'failed' | undefined): boolean {
+  return before !== undefined && !(resume === 'failed' && !before);
 }
 
 /**

@@ -80,21 +80,35 @@ export type JobCommand = Command<Uint8Array | undefined, Uint8Array | undefined>
 /** What happens to a job's stdout and stderr. */
 export type OutputMode = 'group' | 'ungroup';
 
+/** What a job line adds to its argv: the same for a local job and a queued one. */
+export interface JobSetting {
+  readonly env?: Readonly<Record<string, string>> | undefined;
+  readonly cwd?: string | undefined;
+  readonly input?: string | undefined;
+}
+
 /**
- * The job's command, in a process group of its own (a terminal's Ctrl-C
+ * A job's command, in a process group of its own (a terminal's Ctrl-C
  * reaches spawnpool alone; a timeout or an interrupt ends the job's whole
- * tree). `env` adds to (and overrides) the environment the CLI itself has.
- * Grouped output is captured as bytes; ungrouped, the job writes to
- * spawnpool's own stdout and stderr. Throws the builder's errors (a NUL
- * byte, a bad env name).
+ * tree). `env` adds to (and overrides) the environment spawnpool itself
+ * has. Throws the builder's errors (a NUL byte, a bad env name).
  */
-export function commandFor(job: Job, argv: readonly string[], output: OutputMode): JobCommand {
-  const cmd: JobCommand = Command.fromArgv(argv).processGroup();
+export function jobCommand(argv: readonly string[], job: JobSetting): Command {
+  const cmd = Command.fromArgv(argv).processGroup();
   if (job.env !== undefined) {
     for (const [k, v] of Object.entries({ ...process.env, ...job.env })) if (v !== undefined) cmd.envPair(k, v);
   }
   if (job.cwd !== undefined) cmd.cwd(job.cwd);
   if (job.input !== undefined) cmd.inputBuffer(job.input);
+  return cmd;
+}
+
+/**
+ * The job's command: its output captured as bytes (grouped), or written
+ * straight to spawnpool's own stdout and stderr (-u).
+ */
+export function commandFor(job: Job, argv: readonly string[], output: OutputMode): JobCommand {
+  const cmd = jobCommand(argv, job);
   if (output === 'group') return cmd.captureOutput({ encoding: 'buffer' }).captureError({ encoding: 'buffer' });
   return cmd.outputFd(1).errorFd(2);
 }

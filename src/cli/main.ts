@@ -6,12 +6,13 @@ import { CannotStart, runBench, type BenchOptions, type BenchReport } from './be
 import { formatJson, formatMarkdown, formatText } from './bench-report.js';
 import { parseDuration } from './duration.js';
 import { splitWords } from './words.js';
-import { count, engine, runCommand, RUN_USAGE } from './run-command.js';
+import { count, engine, QUEUE_USAGE, runCommand, RUN_USAGE } from './run-command.js';
 import { OutputFileError } from './sink.js';
 import { UsageError } from './usage.js';
 
 const USAGE = `usage:
 ${RUN_USAGE}
+${QUEUE_USAGE}
   spawnpool bench [OPTIONS] [-- CMD ARGS [--- CMD2 ARGS ...]] [--cmd 'CMD ARGS' ...]
       Runs each command (default /bin/true) through the pool and reports its
       time (mean ± σ, min, max, p50/p90/p99/p99.9), spawns/s, failures by code
@@ -111,6 +112,12 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run': return await runCommand(rest, process.stdin, process.stdout, process.stderr);
       case 'bench': return await benchCommand(rest);
+      case 'submit': return await runCommand(rest, process.stdin, process.stdout, process.stderr, 'submit');
+      case 'worker': case 'status': case 'cancel': {
+        const q = await import('./queue-command.js');
+        const run = { worker: () => q.workerCommand(rest, process.stderr), status: () => q.statusCommand(rest, process.stdout), cancel: () => q.cancelCommand(rest, process.stderr) }[command];
+        return await q.queueMain(run, command);
+      }
       case '--version': case '-V':
         console.log(version());
         return 0;

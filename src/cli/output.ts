@@ -79,3 +79,20 @@ export class GroupedOutput {
     if (err.length > 0) this.streams.stderr.write(err);
   }
 }
+
+const strict = new TextDecoder('utf-8', { fatal: true });
+
+/** Output in a JSON record: text when it is UTF-8, else base64 with a flag beside. */
+export function outputFields(name: 'stdout' | 'stderr', b: Uint8Array): Record<string, string> {
+  try {
+    return { [name]: strict.decode(b) };
+  } catch {
+    return { [name]: Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64'), [`${name}Encoding`]: 'base64' };
+  }
+}
+
+/** The bytes back from outputFields. */
+export function outputBytes(text: string | undefined, encoding: string | undefined): Buffer | undefined {
+  if (text === undefined) return undefined;
+  return Buffer.from(text, encoding === 'base64' ? 'base64' : 'utf8');
+}

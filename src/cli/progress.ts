@@ -29,6 +29,8 @@ export class Progress {
   #shown = false;
   /** Jobs in the input, when known (a regular file is counted in the background). */
   total: number | undefined;
+  /** Appended to the line (with --queue: the workers seen). */
+  note: string | undefined;
 
   constructor(private readonly counts: Counts, private readonly out: NodeJS.WritableStream, private readonly style: ProgressStyle | undefined) {
     if (style !== undefined) this.#timer = setInterval(() => this.draw(), 200).unref();
@@ -40,7 +42,7 @@ export class Progress {
     const rate = elapsed > 0 ? done / elapsed : 0;
     const left = this.total === undefined ? undefined : Math.max(0, this.total - done - skipped);
     const eta = left === undefined || rate === 0 ? '?' : duration(left / rate);
-    const counts = `done ${done}  failed ${failed}  running ${running}  ${rate.toFixed(1)}/s  ETA ${eta}`;
+    const counts = `done ${done}  failed ${failed}  running ${running}  ${rate.toFixed(1)}/s  ETA ${eta}${this.note === undefined ? '' : `  ${this.note}`}`;
     if (this.style !== 'bar') return counts;
     if (this.total === undefined) return `[${'?'.repeat(BAR_WIDTH)}] ${done + skipped}/?  ${counts}`;
     const share = this.total === 0 ? 1 : Math.min(1, (done + skipped) / this.total);

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { readLines } from '../main/lines.js';
 import { resolveBinary } from '../shared/resolve.js';
 import type { EngineName } from '../main/engine-choice.js';
-import { runBatch, type FeedItem } from './batch.js';
+import { runBatch, type BatchOptions, type FeedItem } from './batch.js';
 import { parseDuration } from './duration.js';
 import { parseHalt } from './halt.js';
 import { isJobLine, parseJobLine, templateJob } from './jobs.js';
@@ -40,6 +40,25 @@ export const RUN_USAGE = `  spawnpool run [OPTIONS] [FILE|-]
     --link                    pair the sources instead of combining them
     --bar, --eta              progress on stderr (a terminal only)
     --engine native|node`;
+
+export const QUEUE_USAGE = `  spawnpool run ... --queue URL --joblog FILE [--batch NAME] [--key-file F] [--window N] [--max-output BYTES]
+      The batch goes to a queue on Redis (redis://[user:pass@]host:port/db,
+      rediss://, unix:///path.sock; or SPAWNPOOL_QUEUE with --batch) and
+      workers run it; this process submits, logs each job once, and exits as
+      run does. The joblog is the batch's record: a job it shows finished is
+      never submitted again (--resume-failed: unless it failed). The batch
+      name defaults to the input file's name and a hash of its path.
+    --key-file F              sign every job (HMAC-SHA256; or SPAWNPOOL_KEY)
+    --window N                jobs submitted and not yet logged, at most (default 100000)
+    --max-output BYTES        stdout and stderr kept per job in its result (default 65536)
+  spawnpool submit ... --queue URL [--batch NAME]   submit and exit; run --resume collects
+  spawnpool worker --queue URL --batch NAME [-j N] [--lease 10s] [--grace 10s] [--name NAME]
+                   [--key-file F] [--allow PATH ...] [--allow-file F] [--as-user NAME] [--max-lost N]
+      Runs the batch's jobs until SIGINT/SIGTERM: then no new job, the running
+      ones get --grace, then are aborted and put back (a second signal: at
+      once); exit 130.
+  spawnpool status --queue URL --batch NAME      counts, workers seen, oldest running job
+  spawnpool cancel --queue URL --batch NAME      pause, abort the running jobs, remove the waiting ones`;
 
 const SEPARATORS: Record<string, { kind: 'list' | 'file'; linked: boolean }> = {
   ':::': { kind: 'list', linked: false },
@@ -161,6 +180,11 @@ const OPTIONS = {
   bar: { type: 'boolean', default: false },
   eta: { type: 'boolean', default: false },
   engine: { type: 'string' },
+  queue: { type: 'string' },
+  batch: { type: 'string' },
+  'key-file': { type: 'string' },
+  window: { type: 'string' },
+  'max-output': { type: 'string' },
 } as const;
 
 /** `--timeout`, `-j`: the options whose value may be the next word. */
@@ -203,7 +227,7 @@ function splitCommandLine(args: readonly string[]): { own: string[]; command: st
 }
 
 /** `spawnpool run`. */
-export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Promise<number> {
+export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream, mode: 'run' | 'submit' = 'run'): Promise<number> {
   const { own, command } = splitCommandLine(args);
   const { values, positionals } = parseArgs({ args: own, allowPositionals: true, options: OPTIONS });
   const resume = values['resume-failed'] ? 'failed' : values.resume ? 'all' : undefined;
@@ -249,7 +273,7 @@ export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS
     total = countArgumentSets(sources, values.link);
   }
 
-  return runBatch({
+  const options: BatchOptions = {
     feed, input, total, usesSlot,
     jobs: parseJobs(values.jobs),
     timeoutMs: values.timeout === undefined ? undefined : parseDuration('--timeout', values.timeout),
@@ -267,5 +291,14 @@ export async function runCommand(args: string[], stdin: Readable, stdout: NodeJS
     engine: engine(values.engine),
     stdout,
     stderr,
-  });
+  };
+  // With a queue, or SPAWNPOOL_QUEUE and a batch name: the queue's code is loaded only then.
+  const queued = values.queue !== undefined || (values.batch !== undefined && (process.env.SPAWNPOOL_QUEUE ?? '') !== '') || mode === 'submit';
+  if (!queued) {
+    const extra = (['batch', 'key-file', 'window', 'max-output'] as const).find((k) => values[k] !== undefined);
+    if (extra !== undefined) throw new UsageError(`--${extra} goes with --queue`);
+    return runBatch(options);
+  }
+  const { queuedRun } = await import('./queue-command.js');
+  return queuedRun(options, { ...values, input: command === undefined ? positionals[0] ?? '-' : undefined }, mode);
 }

@@ -20,3 +20,12 @@ export const queueName = (batch: string): string => `sp-${batch}`;
 
 /** The stream workers publish finished runs to; the coordinator logs then deletes its entries. */
 export const resultsKey = (batch: string): string => `sp-${batch}:results`;
+
+/** The coordinator's lease: one coordinator per batch (SET NX PX, renewed). */
+export const coordinatorKey = (batch: string): string => `sp-${batch}:coordinator`;
+
+/** Workers' heartbeats, a hash by worker name: what `status` and the progress line show. */
+export const workersKey = (batch: string): string => `sp-${batch}:workers`;
+
+/** Set by a coordinator that halts or is interrupted: workers abort the batch's running jobs and put them back. */
+export const abortKey = (batch: string): string => `sp-${batch}:abort`;

@@ -3,12 +3,21 @@ import type { JobRecord } from '../cli/joblog.js';
 import { resultsKey } from './names.js';
 
 /** One finished run, as a worker publishes it and the coordinator logs it: the joblog's record, and where and how often it ran. */
-export interface ResultRecord extends Omit<JobRecord, 'attempts'> {
+export interface ResultRecord extends JobRecord {
   readonly message?: string | undefined;
   /** How many times a worker started this job (BullMQ's count, this start included). */
   readonly starts: number;
   readonly host: string;
   readonly pid: number | null;
+  /** The job's id on the queue: it is removed from there once logged. */
+  readonly queueId?: string | undefined;
+  /** With capture: the output, text, or base64 with `stdoutEncoding` / `stderrEncoding` set. */
+  readonly stdout?: string | undefined;
+  readonly stderr?: string | undefined;
+  readonly stdoutEncoding?: 'base64' | undefined;
+  readonly stderrEncoding?: 'base64' | undefined;
+  /** A stream cut at the batch's maxOutput: how many bytes it carried in all. */
+  readonly truncated?: { readonly stdout?: number; readonly stderr?: number } | undefined;
 }
 
 /** A result and its stream entry id, to delete once it is logged. */

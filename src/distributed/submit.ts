@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queueJobId, toJobData } from './job-data.js';
 import { checkBatchName, queueName } from './names.js';
@@ -21,8 +21,10 @@ const CHUNK = 1000;
 
 /**
  * Puts a batch's jobs on its queue. A job whose id is already there is
- * ignored by BullMQ (its id is the queue id); finished jobs are removed, so
- * the joblog, not the queue, tells what is done.
+ * ignored by BullMQ (its id is the queue id). A finished job stays there
+ * until its result is logged: were it removed as it completed, a
+ * coordinator resuming after a crash could submit it again between its
+ * end and the reading of its result, and it would run twice.
  */
 export class Submitter {
   private constructor(private readonly batch: string, private readonly queue: Queue, private readonly client: Redis, private readonly key: Uint8Array | undefined) {}
@@ -48,7 +50,7 @@ export class Submitter {
     const bulk = jobs.map(({ fields, line }) => {
       const jobId = queueJobId(fields.id);
       if (jobId === undefined) throw new SubmitError(`job id ${JSON.stringify(fields.id)} (line ${line}) is not valid Unicode`);
-      return { name: 'run', data: toJobData({ ...fields, batch: this.batch }, line, this.key), opts: { jobId, removeOnComplete: true, removeOnFail: false } };
+      return { name: 'run', data: toJobData({ ...fields, batch: this.batch }, line, this.key), opts: { jobId, removeOnComplete: false, removeOnFail: false } };
     });
     for (let i = 0; i < bulk.length; i += CHUNK) await this.queue.addBulk(bulk.slice(i, i + CHUNK));
   }
@@ -56,6 +58,48 @@ export class Submitter {
   /** Jobs waiting, running, delayed, failed (BullMQ's counts). */
   async counts(): Promise<Record<string, number>> {
     return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+  }
+
+  /** Removes finished jobs; returns the ids still locked (a worker has published the result and not yet completed the job): try those again. */
+  async remove(queueIds: readonly string[]): Promise<string[]> {
+    const locked: string[] = [];
+    await Promise.all(queueIds.map(async (id) => {
+      try {
+        if ((await this.queue.remove(id)) === 0) locked.push(id);
+      } catch {
+        // Gone already.
+      }
+    }));
+    return locked;
+  }
+
+  /** Removes the finished jobs among these ids (spawnpool ids), so that they can be submitted again. */
+  async forgetFinished(ids: readonly string[]): Promise<void> {
+    const queueIds = ids.flatMap((id) => queueJobId(id) ?? []);
+    const states = await Promise.all(queueIds.map((id) => this.queue.getJobState(id)));
+    await this.remove(queueIds.filter((_, i) => states[i] === 'completed' || states[i] === 'failed'));
+  }
+
+  isPaused(): Promise<boolean> {
+    return this.queue.isPaused();
+  }
+
+  pause(): Promise<void> {
+    return this.queue.pause();
+  }
+
+  resume(): Promise<void> {
+    return this.queue.resume();
+  }
+
+  /** Removes the waiting jobs (and the delayed ones). */
+  drain(): Promise<void> {
+    return this.queue.drain(true);
+  }
+
+  /** Jobs BullMQ failed, a thousand at most. */
+  failed(): Promise<Job[]> {
+    return this.queue.getFailed(0, 999);
   }
 
   async close(): Promise<void> {

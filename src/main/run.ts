@@ -128,6 +128,8 @@ function noHandshake(method: string, command: string, pid: number): CommandError
   return new CommandError('EINVAL', `${method}: the command has no requireHandshake()`, { command, pid });
 }
 
+const quiet = (): void => undefined;
+
 /** A run on a pool with a control port of its own: runAsync() with pipes or a handshake. */
 class PooledRun implements RunHandle {
   pid = 0;
@@ -149,6 +151,10 @@ class PooledRun implements RunHandle {
     this.stdout = pipes?.stdout;
     this.stderr = pipes?.stderr;
     this.#delivered = pipes?.ended ?? Promise.resolve();
+    // Until the caller holds them: a run that cannot start closes its
+    // streams with an error that nobody could listen to, and an 'error'
+    // without a listener would end the process.
+    for (const s of [this.stdin, this.stdout, this.stderr]) s?.on('error', quiet);
     const pool = o.pool ?? defaultPool();
     this.outcome = pool[submit](makeTask(spec, o, port2), command).finally(async () => {
       this.#over = true;
@@ -158,6 +164,11 @@ class PooledRun implements RunHandle {
     });
     // Callers may never wait(); the outcome is still settled and observed here.
     this.outcome.catch(() => undefined);
+  }
+
+  /** The streams go to the caller: their errors are the caller's from now on. */
+  handOut(): void {
+    for (const s of [this.stdin, this.stdout, this.stderr]) s?.off('error', quiet);
   }
 
   /** The pid once spawned; 0 when it could not be started. */
@@ -248,6 +259,7 @@ export async function runCommandAsync(spec: CommandSpec, opts?: RunOptions): Pro
     await run.finish(o.status);
   }
   const handle = new RunningCommand(run, o.status);
+  if (run instanceof PooledRun) run.handOut();
   if (o.signal && run instanceof PooledRun) {
     const signal = o.signal;
     const onAbort = () => void run.abort(undefined);

@@ -17,7 +17,12 @@ export type KnownErrorCode =
   | 'EQUEUEFULL'   // the pool's queue is full
   | 'EWORKER'      // the worker thread carrying the run died; its child was killed
   | 'ENOTSUP'      // the active engine cannot provide a feature
-  | 'ESPAWN';      // any other failure to start the child
+  | 'ESPAWN'       // any other failure to start the child
+  // A queued batch's results (spawnpool/distributed, spawnpool run --queue):
+  | 'EBADSIG'      // the job's signature does not verify (or it has none, for a worker with a key): not run
+  | 'EPERM'        // the job's program is not on the worker's --allow list: not run
+  | 'ELOST'        // the job's worker died or lost Redis while it ran, --max-lost times: not started again
+  | 'EQUEUE';      // the queue failed the job itself (see the message)
 
 // `string & {}` keeps editor completion for the known codes.
 export type ErrorCode = KnownErrorCode | (string & {});
