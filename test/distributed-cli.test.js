@@ -25,9 +25,20 @@ const redis = ONCE ? serveRedis(test) : { server: undefined };
 const rtest = ONCE ? redisTest : () => undefined;
 const LEASE = '2s';
 
+// Whatever a failed test left running is killed after the file: a child
+// left behind would stall the tests that count this process's children.
+const spawned = new Set();
+if (ONCE) {
+  test.after.each(() => {
+    for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    spawned.clear();
+  });
+}
+
 /** A CLI process, its stderr kept, its exit awaited (bounded: a hang fails the test, it does not stall the suite). */
 function proc(args, { cwd } = {}) {
   const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.add(child);
   const p = { child, stdout: '', stderr: '', code: undefined };
   child.stdout.on('data', (d) => (p.stdout += d));
   child.stderr.on('data', (d) => (p.stderr += d));
@@ -275,6 +286,40 @@ rtest(test, '--max-output: a result keeps the first bytes of each stream and rec
   } finally {
     w.child.kill('SIGTERM');
     await w.exit();
+  }
+});
+
+rtest(test, 'a worker given no batch runs every batch not yet finished, -j across them; status without a batch lists them', async () => {
+  const d1 = dir();
+  const d2 = dir();
+  const trace = join(d1, 'trace');
+  const slow = (id) => ({ id, argv: ['/bin/sh', '-c', 'echo + >> "$1"; sleep 0.2; echo - >> "$1"', 'sh', trace] });
+  const first = coordinator(jobFile(d1, Array.from({ length: 6 }, (_, i) => slow(`x${i}`))), 'any-one', d1);
+  const second = coordinator(jobFile(d2, Array.from({ length: 6 }, (_, i) => slow(`y${i}`))), 'any-two', d2);
+  await waitFor('both batches to be submitted', () => first.stderr.includes('no workers yet') && second.stderr.includes('no workers yet'));
+  const status = proc(['status', '--queue', redis.server.url]);
+  assert.is(await status.exit(), 0, status.stderr);
+  assert.match(status.stdout, 'batch any-one on');
+  assert.match(status.stdout, 'batch any-two on');
+  const w = proc(['worker', '--queue', redis.server.url, '-j', '2', '--lease', LEASE, '--name', 'ANY']);
+  try {
+    assert.is(await first.exit(), 0, first.stderr);
+    assert.is(await second.exit(), 0, second.stderr);
+    assert.match(w.stderr, 'ANY: running every batch');
+    assert.equal(jsonLines(join(d1, 'log')).map((r) => r.host), Array(6).fill('ANY'));
+    assert.equal(jsonLines(join(d2, 'log')).map((r) => r.host), Array(6).fill('ANY'));
+    let now = 0;
+    let most = 0;
+    for (const mark of lines(trace)) most = Math.max(most, (now += mark === '+' ? 1 : -1));
+    assert.is(most, 2, 'jobs running at once across the two batches');
+    // Finished batches leave the list.
+    const after = proc(['status', '--queue', redis.server.url]);
+    assert.is(await after.exit(), 0);
+    assert.not.match(after.stdout, 'any-one');
+    assert.not.match(after.stdout, 'any-two');
+  } finally {
+    w.child.kill('SIGTERM');
+    assert.is(await w.exit(), 130, w.stderr);
   }
 });
 

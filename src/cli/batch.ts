@@ -5,12 +5,12 @@ import { laneLimit } from '../main/pool.js';
 import type { EngineName } from '../main/engine-choice.js';
 import { commandLine } from '../shared/quote.js';
 import { commandFor, type Job, type JobCommand, type OutputMode } from './jobs.js';
-import { JobLog, readJobLog, skipLogged, type JobRecord } from './joblog.js';
-import { Progress, type Counts, type ProgressStyle } from './progress.js';
-import { haltReached, type HaltPolicy } from './halt.js';
+import { JobLog, readJobLog, type JobRecord } from './joblog.js';
+import { Progress, type ProgressStyle } from './progress.js';
+import type { HaltPolicy } from './halt.js';
 import { GroupedOutput, outputFields } from './output.js';
 import { LineSink, OutputFileError } from './sink.js';
-import { Failures } from './summary.js';
+import { Tally } from './tally.js';
 
 /** What the input gives, in order: a job, or a line that is not one. */
 export type FeedItem =
@@ -110,15 +110,14 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   // here), nor with {%} (a job's slot is known only here).
   const ahead = threads === 1 && o.halt === undefined && !o.usesSlot ? o.jobs : 0;
   const pool = o.dryRun ? undefined : new SpawnPool({ threads, engine: o.engine, ...(ahead > 0 ? { [laneLimit]: o.jobs } : {}) });
-  const counts: Counts = { done: 0, failed: 0, running: 0, skipped: 0 };
+  const tally = new Tally();
+  const { counts } = tally;
   const live = o.progress !== undefined && o.stderr.isTTY === true;
   const progress = new Progress(counts, o.stderr, live ? o.progress : undefined);
   let total: number | undefined;
   o.total.then((n) => (progress.total = total = n), () => undefined);
   const started = performance.now();
-  const failures = new Failures();
   const slots = new Slots();
-  let skippedFailures = 0;
   let stop: Stop | undefined;
   let ioError: OutputFileError | undefined;
   const inFlight = new Set<Promise<void>>();
@@ -199,9 +198,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
 
   /** A line that is no job, or a job whose command cannot be built: failed, in the results, not in the joblog. */
   function badJob(index: number, line: number, id: string | null, reason: string): void {
-    counts.done++;
-    counts.failed++;
-    failures.add(index, id === null ? `line ${line}` : `job ${id}`, 'EBADLINE', reason);
+    tally.ended(index, id === null ? `line ${line}` : `job ${id}`, false, 'EBADLINE', reason);
     say(`${id === null ? `line ${line}` : `job ${id}`}: ${reason}`);
     writeResult({ id, line, code: 'EBADLINE', message: reason });
     output.dropped(index);
@@ -209,11 +206,9 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   }
 
   function checkHalt(): void {
-    if (o.halt === undefined || stop !== undefined) return;
-    if (!haltReached(o.halt, { ok: counts.done - counts.failed, failed: counts.failed }, total)) return;
-    const what = o.halt.on === 'fail' ? `${counts.failed} failed` : `${counts.done - counts.failed} succeeded`;
-    halt(o.halt.when === 'now' ? 'halt-now' : 'halt',
-      `--halt ${o.halt.text}: ${what}; no new jobs${o.halt.when === 'now' ? `, ending ${counts.running} running` : ''}`);
+    if (stop !== undefined) return;
+    const message = tally.haltMessage(o.halt, total, `, ending ${counts.running} running`);
+    if (message !== undefined) halt(o.halt!.when === 'now' ? 'halt-now' : 'halt', message);
   }
 
   async function runJob(job: Job, index: number, slot: number): Promise<void> {
@@ -234,11 +229,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
     // Ended by an interrupt or `--halt now`, the job did not finish: a resumed batch runs it again.
     if (last.code === 'EABORTED' && endingRunning()) return output.dropped(index);
     const durationMs = Math.round(ms * 1000) / 1000;
-    counts.done++;
-    if (!last.ok) {
-      counts.failed++;
-      failures.add(index, `job ${job.id}`, last.code ?? 'EFAILED', last.message ?? '');
-    }
+    tally.ended(index, `job ${job.id}`, last.ok, last.code, last.message);
     const record: JobRecord = {
       id: job.id, line: job.line, ok: last.ok, status: last.status, signal: last.signal, code: last.code,
       durationMs, attempts: Math.min(attempts, o.retries) + 1, endedAt: new Date().toISOString(),
@@ -271,9 +262,7 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       }
       const { job } = item;
       const before = previous.get(job.id);
-      if (skipLogged(before, o.resume)) {
-        counts.skipped++;
-        if (!before) skippedFailures++;
+      if (tally.skips(before, o.resume)) {
         output.dropped(at);
         continue;
       }
@@ -312,13 +301,11 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   if (stop !== 'EPIPE') {
     const seconds = (performance.now() - started) / 1000;
     const ended = stop === 'SIGINT' || stop === 'SIGTERM' ? ', interrupted' : stop === 'halt' || stop === 'halt-now' ? ', halted' : '';
-    say(`${counts.done} jobs: ${counts.done - counts.failed} ok, ${counts.failed} failed` +
-      `${counts.skipped ? `, ${counts.skipped} skipped (logged as finished)` : ''}` +
-      ` in ${seconds.toFixed(2)} s (${(counts.done / Math.max(seconds, 1e-9)).toFixed(1)}/s)${ended}`);
-    for (const line of failures.lines()) o.stderr.write(`  ${line}\n`);
+    say(tally.summary(seconds, '', ended));
+    for (const line of tally.failures.lines()) o.stderr.write(`  ${line}\n`);
     if (ioError !== undefined) say(ioError.message);
   }
   const status = stop === undefined ? undefined : STATUS[stop];
   if (status !== undefined) return status;
-  return counts.failed === 0 && skippedFailures === 0 ? 0 : 1;
+  return tally.status();
 }

@@ -3,13 +3,12 @@ import type { QueueConnection } from '../distributed/queue-url.js';
 import type { ResultRecord } from '../distributed/results.js';
 import type { SubmittedJob } from '../distributed/submit.js';
 import type { BatchOptions } from './batch.js';
-import { haltReached } from './halt.js';
 import type { Job } from './jobs.js';
 import { JobLog, readJobLog, skipLogged, type JobRecord } from './joblog.js';
 import { GroupedOutput, outputBytes } from './output.js';
-import { Progress, type Counts } from './progress.js';
+import { Progress } from './progress.js';
 import { LineSink, type OutputFileError } from './sink.js';
-import { Failures } from './summary.js';
+import { Tally } from './tally.js';
 
 export interface QueueOptions {
   readonly queue: QueueConnection;
@@ -73,14 +72,13 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
   }
   await coord.resume();
 
-  const counts: Counts = { done: 0, failed: 0, running: 0, skipped: 0 };
+  const tally = new Tally();
+  const { counts } = tally;
   const live = o.progress !== undefined && o.stderr.isTTY === true;
   const progress = new Progress(counts, o.stderr, live ? o.progress : undefined);
   let total: number | undefined;
   o.total.then((n) => (progress.total = total = n), () => undefined);
   const started = performance.now();
-  const failures = new Failures();
-  let skippedFailures = 0;
   let reran = 0;
   let stop: Stop | undefined;
   let hurry = false;
@@ -136,16 +134,13 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
   process.on('SIGTERM', onSignal);
 
   function checkHalt(): void {
-    if (o.halt === undefined || stop !== undefined) return;
-    if (!haltReached(o.halt, { ok: counts.done - counts.failed, failed: counts.failed }, total)) return;
-    const what = o.halt.on === 'fail' ? `${counts.failed} failed` : `${counts.done - counts.failed} succeeded`;
-    halt(o.halt.when === 'now' ? 'halt-now' : 'halt', `--halt ${o.halt.text}: ${what}; no new jobs${o.halt.when === 'now' ? '; the running ones go back to the queue' : ''}`);
+    if (stop !== undefined) return;
+    const message = tally.haltMessage(o.halt, total, '; the running ones go back to the queue');
+    if (message !== undefined) halt(o.halt!.when === 'now' ? 'halt-now' : 'halt', message);
   }
 
   function badJob(index: number, line: number, id: string | null, reason: string): void {
-    counts.done++;
-    counts.failed++;
-    failures.add(index, id === null ? `line ${line}` : `job ${id}`, 'EBADLINE', reason);
+    tally.ended(index, id === null ? `line ${line}` : `job ${id}`, false, 'EBADLINE', reason);
     say(`${id === null ? `line ${line}` : `job ${id}`}: ${reason}`);
     writeResult({ id, line, code: 'EBADLINE', message: reason });
     output.dropped(index);
@@ -161,12 +156,7 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
     logged.set(r.id, r.ok);
     const mine = queued.get(r.id);
     queued.delete(r.id);
-    counts.done++;
-    const index = mine?.index ?? Number.MAX_SAFE_INTEGER;
-    if (!r.ok) {
-      counts.failed++;
-      failures.add(index, `job ${r.id}`, r.code ?? 'EFAILED', r.message ?? '');
-    }
+    tally.ended(mine?.index ?? Number.MAX_SAFE_INTEGER, `job ${r.id}`, r.ok, r.code, r.message);
     const record: JobRecord = {
       id: r.id, line: r.line, ok: r.ok, status: r.status, signal: r.signal, code: r.code, durationMs: r.durationMs,
       attempts: r.attempts, endedAt: r.endedAt, host: r.host, starts: r.starts,
@@ -292,9 +282,7 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
         }
         const { job } = item;
         const before = logged.get(job.id);
-        if (skipLogged(before, o.resume)) {
-          counts.skipped++;
-          if (!before) skippedFailures++;
+        if (tally.skips(before, o.resume)) {
           output.dropped(at);
           continue;
         }
@@ -325,18 +313,16 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
     progress.stop();
     joblog.close();
     results?.close();
-    await coord.close();
+    await coord.close({ finished: stop === undefined && queued.size === 0 });
   }
 
   const seconds = (performance.now() - started) / 1000;
   const ended = stop === 'SIGINT' || stop === 'SIGTERM' ? ', interrupted' : stop === 'halt' || stop === 'halt-now' ? ', halted' : stop === 'queue' ? ', stopped' : '';
-  say(`${counts.done} jobs: ${counts.done - counts.failed} ok, ${counts.failed} failed` +
-    `${counts.skipped ? `, ${counts.skipped} skipped (logged as finished)` : ''}${reran ? `, ${reran} results of jobs run more than once (logged once)` : ''}` +
-    ` in ${seconds.toFixed(2)} s (${(counts.done / Math.max(seconds, 1e-9)).toFixed(1)}/s)${ended}`);
+  say(tally.summary(seconds, reran ? `, ${reran} results of jobs run more than once (logged once)` : '', ended));
   if (stop !== undefined && queued.size > 0) say(`${queued.size} jobs not finished: spawnpool run --resume runs them`);
-  for (const line of failures.lines()) o.stderr.write(`  ${line}\n`);
+  for (const line of tally.failures.lines()) o.stderr.write(`  ${line}\n`);
   if (ioError !== undefined) say(ioError.message);
-  return (stop === undefined ? undefined : STATUS[stop]) ?? (counts.failed === 0 && skippedFailures === 0 ? 0 : 1);
+  return (stop === undefined ? undefined : STATUS[stop]) ?? tally.status();
 }
 
 /** A job as the queue gets it: the batch's limits beside the line's own fields. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Command } from '../main/index.js';
@@ -83,7 +84,8 @@ export async function workerCommand(args: string[], stderr: NodeJS.WriteStream):
   if (values.engine !== undefined && values.engine !== 'native') {
     throw new UsageError('spawnpool worker runs its jobs on the native engine: a job must die with its worker (PR_SET_PDEATHSIG), which the node engine cannot promise');
   }
-  const { queue, batch } = queueAndBatch(values);
+  const queue = parseQueueUrl(values.queue);
+  const batch = values.batch === undefined ? undefined : checkBatchName(values.batch);
   const allowPaths = values.allow ?? [];
   const allowFiles = values['allow-file'] ?? [];
   const allow = allowPaths.length + allowFiles.length > 0 ? AllowList.from(allowPaths, allowFiles) : undefined;
@@ -96,18 +98,25 @@ export async function workerCommand(args: string[], stderr: NodeJS.WriteStream):
   const graceMs = values.grace === undefined ? 10_000 : parseDuration('--grace', values.grace);
   const { DistributedWorker } = await import('../distributed/worker.js');
   const jobs = count('-j', values.jobs, 1);
-  const worker = await DistributedWorker.start({
-    queue, batch, jobs, key, allow, runAs,
+  const common = {
+    queue, jobs, key, allow, runAs,
     ...(values.lease === undefined ? {} : { leaseMs: parseDuration('--lease', values.lease) }),
     ...(values['max-lost'] === undefined ? {} : { maxLost: count('--max-lost', values['max-lost'], 3) }),
     ...(values.name === undefined ? {} : { name: values.name }),
-  });
-  say(`${worker.name}: running batch ${batch} from ${queue.shown}, ${jobs} at once${key === undefined ? '' : ', signed jobs only'}`);
+  };
+  const name = values.name ?? `${hostname()}:${process.pid}`;
+  let worker: { stop(o: { graceMs: number }): Promise<void>; abortRunning(): void; running: number | Promise<number> };
+  if (batch !== undefined) worker = await DistributedWorker.start({ ...common, batch });
+  else {
+    const { AnyBatchWorker } = await import('../distributed/any-batch.js');
+    worker = await AnyBatchWorker.start(common, (b, err) => say(`batch ${b}: ${err.message}`));
+  }
+  say(`${name}: running ${batch === undefined ? 'every batch' : `batch ${batch}`} from ${queue.shown}, ${jobs} at once${key === undefined ? '' : ', signed jobs only'}`);
   const stopped = await new Promise<string>((resolveStop) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       if (++signals === 1) {
-        say(`${signal}: no new jobs; ${worker.running} running get ${graceMs / 1000} s, then go back to the queue`);
+        void Promise.resolve(worker.running).then((n) => say(`${signal}: no new jobs; ${n} running get ${graceMs / 1000} s, then go back to the queue`));
         void worker.stop({ graceMs }).then(() => resolveStop(signal));
       } else {
         say(`${signal}: the running jobs go back to the queue now`);
@@ -139,22 +148,26 @@ export async function queueMain(run: () => Promise<number>, what: string): Promi
   }
 }
 
-/** `spawnpool status`. */
+/** `spawnpool status`: one batch, or every batch not yet finished. */
 export async function statusCommand(args: string[], stdout: NodeJS.WriteStream): Promise<number> {
   const { values } = parseArgs({ args, options: { queue: { type: 'string' }, batch: { type: 'string' } } });
-  const { queue, batch } = queueAndBatch(values);
-  const { batchStatus } = await import('../distributed/status.js');
-  const s = await batchStatus(queue, batch);
+  const queue = parseQueueUrl(values.queue);
+  const { batchStatus, listBatches } = await import('../distributed/status.js');
+  const batches = values.batch === undefined ? await listBatches(queue) : [checkBatchName(values.batch)];
+  if (batches.length === 0) stdout.write(`no batches on ${queue.shown}\n`);
   const now = Date.now();
-  const lines = [
-    `batch ${batch} on ${queue.shown}${s.paused ? ' (paused)' : ''}`,
-    `  jobs: ${s.counts.waiting ?? 0} waiting, ${s.counts.active ?? 0} running, ${s.counts.delayed ?? 0} delayed, ${s.counts.failed ?? 0} failed; ${s.results} results not yet logged`,
-    `  coordinator: ${s.coordinator ?? 'none'}`,
-    `  workers seen: ${s.workers.filter((w) => now - w.seenAt < SEEN_MS).length}`,
-    ...s.workers.map((w) => `    ${w.name}: ${w.running}/${w.jobs} running, seen ${((now - w.seenAt) / 1000).toFixed(1)} s ago${now - w.seenAt < SEEN_MS ? '' : ' (gone?)'}`),
-    `  oldest running job: ${s.oldest === undefined ? 'none' : `${s.oldest.id}, for ${((now - s.oldest.since) / 1000).toFixed(1)} s`}`,
-  ];
-  stdout.write(`${lines.join('\n')}\n`);
+  for (const batch of batches) {
+    const s = await batchStatus(queue, batch);
+    const lines = [
+      `batch ${batch} on ${queue.shown}${s.paused ? ' (paused)' : ''}`,
+      `  jobs: ${s.counts.waiting ?? 0} waiting, ${s.counts.active ?? 0} running, ${s.counts.delayed ?? 0} delayed, ${s.counts.failed ?? 0} failed; ${s.results} results not yet logged`,
+      `  coordinator: ${s.coordinator ?? 'none'}`,
+      `  workers seen: ${s.workers.filter((w) => now - w.seenAt < SEEN_MS).length}`,
+      ...s.workers.map((w) => `    ${w.name}: ${w.running}/${w.jobs} running, seen ${((now - w.seenAt) / 1000).toFixed(1)} s ago${now - w.seenAt < SEEN_MS ? '' : ' (gone?)'}`),
+      `  oldest running job: ${s.oldest === undefined ? 'none' : `${s.oldest.id}, for ${((now - s.oldest.since) / 1000).toFixed(1)} s`}`,
+    ];
+    stdout.write(`${lines.join('\n')}\n`);
+  }
   return 0;
 }
 

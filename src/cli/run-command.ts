@@ -52,12 +52,12 @@ export const QUEUE_USAGE = `  spawnpool run ... --queue URL --joblog FILE [--bat
     --window N                jobs submitted and not yet logged, at most (default 100000)
     --max-output BYTES        stdout and stderr kept per job in its result (default 65536)
   spawnpool submit ... --queue URL [--batch NAME]   submit and exit; run --resume collects
-  spawnpool worker --queue URL --batch NAME [-j N] [--lease 10s] [--grace 10s] [--name NAME]
+  spawnpool worker --queue URL [--batch NAME] [-j N] [--lease 10s] [--grace 10s] [--name NAME]
                    [--key-file F] [--allow PATH ...] [--allow-file F] [--as-user NAME] [--max-lost N]
       Runs the batch's jobs until SIGINT/SIGTERM: then no new job, the running
       ones get --grace, then are aborted and put back (a second signal: at
-      once); exit 130.
-  spawnpool status --queue URL --batch NAME      counts, workers seen, oldest running job
+      once); exit 130. Without --batch: every batch not yet finished, -j across them.
+  spawnpool status --queue URL [--batch NAME]    counts, workers seen, oldest running job
   spawnpool cancel --queue URL --batch NAME      pause, abort the running jobs, remove the waiting ones`;
 
 const SEPARATORS: Record<string, { kind: 'list' | 'file'; linked: boolean }> = {

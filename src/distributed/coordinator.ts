@@ -190,9 +190,11 @@ export class Coordinator {
     return this.submitter.drain();
   }
 
-  async close(): Promise<void> {
+  /** `finished`: every job of the batch is logged; it leaves the list of batches. */
+  async close({ finished = false }: { finished?: boolean } = {}): Promise<void> {
     clearInterval(this.#renewal);
     try {
+      if (finished) await this.submitter.finished();
       for (let i = 0; i < 20 && (await this.retryRemovals()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
       await this.client.del(abortKey(this.opts.batch));
       await this.client.eval(RELEASE, 1, coordinatorKey(this.opts.batch), this.holder);

@@ -13,5 +13,6 @@ export { ackResults, readResults, type ResultRecord, type StreamedResult } from 
 export { DistributedWorker, DEFAULT_MAX_OUTPUT, type DistributedWorkerOptions, type RunAs, type WorkerBeat } from './worker.js';
 export { Submitter, SubmitError, type SubmittedJob } from './submit.js';
 export { Coordinator, type CoordinatorOptions, type SeenWorker } from './coordinator.js';
-export { batchStatus, cancelBatch, type BatchStatus } from './status.js';
+export { batchStatus, cancelBatch, listBatches, type BatchStatus } from './status.js';
 export { keepFirst, type Kept } from './capture.js';
+export { AnyBatchWorker, Slots } from './any-batch.js';

@@ -29,3 +29,6 @@ export const workersKey = (batch: string): string => `sp-${batch}:workers`;
 
 /** Set by a coordinator that halts or is interrupted: workers abort the batch's running jobs and put them back. */
 export const abortKey = (batch: string): string => `sp-${batch}:abort`;
+
+/** Every batch submitted to this Redis and not yet finished: for `status` and for workers given no batch. */
+export const BATCHES_KEY = 'spawnpool:batches';

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { parseBeats, type SeenWorker } from './coordinator.js';
-import { abortKey, checkBatchName, coordinatorKey, queueName, resultsKey, workersKey } from './names.js';
+import { abortKey, BATCHES_KEY, checkBatchName, coordinatorKey, queueName, resultsKey, workersKey } from './names.js';
 import type { QueueConnection } from './queue-url.js';
 import { connect } from './redis.js';
 
@@ -69,4 +69,14 @@ export function cancelBatch(conn: QueueConnection, batch: string): Promise<{ abo
     await client.del(abortKey(batch));
     return { aborted, removed: (removed.waiting ?? 0) + (removed.delayed ?? 0) };
   });
+}
+
+/** The batches submitted to this Redis and not yet finished. */
+export async function listBatches(conn: QueueConnection): Promise<string[]> {
+  const client = await connect(conn);
+  try {
+    return (await client.smembers(BATCHES_KEY)).sort();
+  } finally {
+    client.disconnect();
+  }
 }

@@ -1,7 +1,7 @@
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queueJobId, toJobData } from './job-data.js';
-import { checkBatchName, queueName } from './names.js';
+import { BATCHES_KEY, checkBatchName, queueName } from './names.js';
 import type { QueueConnection } from './queue-url.js';
 import { connect, requireNoEviction } from './redis.js';
 import type { SignedFields } from './signing.js';
@@ -38,6 +38,7 @@ export class Submitter {
       // The events stream carries no data of ours: results have their own stream.
       const queue = new BullQueue(queueName(batch), { connection: client, streams: { events: { maxLen: 1000 } } });
       queue.on('error', () => undefined);
+      await client.sadd(BATCHES_KEY, batch);
       return new Submitter(batch, queue, client, key);
     } catch (err) {
       client.disconnect();
@@ -100,6 +101,11 @@ export class Submitter {
   /** Jobs BullMQ failed, a thousand at most. */
   failed(): Promise<Job[]> {
     return this.queue.getFailed(0, 999);
+  }
+
+  /** The batch is done: it leaves the list of batches workers given none take jobs from. */
+  async finished(): Promise<void> {
+    await this.client.srem(BATCHES_KEY, this.batch);
   }
 
   async close(): Promise<void> {

@@ -40,6 +40,8 @@ export interface DistributedWorkerOptions {
    * of the worker's own, closed by stop().
    */
   readonly pool?: SpawnPool;
+  /** Shared with other batches' workers: a job runs only once it has a slot. */
+  readonly slots?: { take(): Promise<() => void> };
 }
 
 /** What a worker's heartbeat says, in the batch's workers hash. */
@@ -238,7 +240,10 @@ export class DistributedWorker {
     }
     const id = String(job.id);
     this.#held.set(id, Date.now());
+    const release = await this.opts.slots?.take();
     try {
+      // Stopped while it waited for a slot: back, unrun.
+      if (this.#stopping || this.#aborted) return await this.#putBack(job, token);
       let attempts = 0;
       let last: Outcome;
       do {
@@ -252,6 +257,7 @@ export class DistributedWorker {
       }
       await this.#publish(job, data.id, data.line, starts, attempts, last);
     } finally {
+      release?.();
       this.#held.delete(id);
     }
   }
