@@ -180,7 +180,7 @@ try {
   const localWall = med(rows.local, 'wall');
   const line = (name, list) => {
     const wall = med(list, 'wall');
-    return [name, fmt(n / wall, 0), fmt(localWall / wall, 2), fmt(med(list, 'coordinatorMs') ?? med(list, 'runnerMs'), 3),
+    return [name, fmt(n / wall, 0), fmt(localWall / wall, 2), fmt(list[0].coordinatorMs === undefined ? med(list, 'runnerMs') : med(list, 'coordinatorMs'), 3),
       list[0].workersMs === undefined ? '—' : fmt(med(list, 'workersMs'), 3),
       list[0].redisMs === undefined ? '—' : fmt(med(list, 'redisMs'), 3),
       list[0].jobsMs === undefined ? '—' : fmt(med(list, 'jobsMs'), 3)];

@@ -1,6 +1,6 @@
 import type { Coordinator } from '../distributed/coordinator.js';
 import type { QueueConnection } from '../distributed/queue-url.js';
-import type { ResultRecord } from '../distributed/results.js';
+import type { ResultRecord, StreamedResult } from '../distributed/results.js';
 import type { SubmittedJob } from '../distributed/submit.js';
 import type { BatchOptions } from './batch.js';
 import type { Job } from './jobs.js';
@@ -31,6 +31,8 @@ const CHUNK = 1000;
 const CHUNKS_IN_FLIGHT = 4;
 const READ_COUNT = 1000;
 const READ_BLOCK_MS = 200;
+/** Logged results are synced and deleted from Redis at least this often. */
+const SYNC_EVERY_MS = 100;
 const WATCH_MS = 1000;
 /** A worker not heard from for this long is not counted as seen. */
 const WORKER_GONE_MS = 15_000;
@@ -182,25 +184,39 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
 
   let lastResultAt = Date.now();
   /** Reads, logs, syncs, and only then deletes: until the stop is done. */
+  // Logged and not yet synced, and so not yet deleted from Redis.
+  let unacked: StreamedResult[] = [];
+  let syncedAt = performance.now();
+  async function syncAndAck(): Promise<void> {
+    if (unacked.length === 0) return;
+    const done = unacked;
+    unacked = [];
+    syncedAt = performance.now();
+    joblog.sync();
+    // Not synced, not deleted: the next run logs them.
+    if (joblog.failed !== undefined) ioFailed(joblog.failed);
+    else await coord.ack(done).catch(() => undefined);
+  }
   async function collect(until: () => boolean): Promise<void> {
     while (!until()) {
-      let got;
+      let got: StreamedResult[];
       try {
-        got = await coord.results(READ_COUNT, READ_BLOCK_MS);
+        got = await coord.results(READ_COUNT, unacked.length > 0 ? SYNC_EVERY_MS : READ_BLOCK_MS);
       } catch (err) {
         say(`reading results: ${(err as Error).message}; trying again`);
         await sleep(WATCH_MS);
         continue;
       }
-      if (got.length === 0) continue;
-      lastResultAt = Date.now();
-      for (const { result } of got) logResult(result);
-      joblog.sync();
-      // Not synced, not deleted: the next run logs them.
-      if (joblog.failed !== undefined) ioFailed(joblog.failed);
-      else await coord.ack(got).catch(() => undefined);
-      changed();
+      if (got.length > 0) {
+        lastResultAt = Date.now();
+        for (const { result } of got) logResult(result);
+        unacked.push(...got);
+        changed();
+      }
+      // One fdatasync for many results: a sync per read cost more than the rest of the coordinator.
+      if (unacked.length >= READ_COUNT || performance.now() - syncedAt >= SYNC_EVERY_MS || got.length === 0) await syncAndAck();
     }
+    await syncAndAck();
   }
 
   let pending: SubmittedJob[] = [];
