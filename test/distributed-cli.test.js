@@ -323,6 +323,38 @@ rtest(test, 'a worker given no batch runs every batch not yet finished, -j acros
   }
 });
 
+rtest(test, 'submit enqueues a template\'s jobs and exits; run --resume with the same template collects them; no more than --window jobs wait unlogged', async () => {
+  const d = dir();
+  const template = ['--', '/bin/echo', 'got', '{}', ':::', 'a', 'b:c', 'ü'];
+  const submit = proc(['submit', '--queue', redis.server.url, '--batch', 'tpl', ...template]);
+  assert.is(await submit.exit(), 0, submit.stderr);
+  assert.match(submit.stderr, 'batch tpl: 3 jobs submitted');
+  assert.equal((await leftInRedis('tpl')).waiting, 3);
+  const w = await worker('tpl', 'W');
+  try {
+    const run = proc(['run', '--queue', redis.server.url, '--batch', 'tpl', '--joblog', join(d, 'log'), '--resume', '--tag', ...template]);
+    assert.is(await run.exit(), 0, run.stderr);
+    assert.equal(run.stdout.split('\n').filter(Boolean).sort(), ['a\tgot a', 'b:c\tgot b:c', 'ü\tgot ü']);
+    assert.equal(jsonLines(join(d, 'log')).map((r) => r.id).sort(), ['1', '2', '3']);
+  } finally {
+    w.child.kill('SIGTERM');
+    await w.exit();
+  }
+  // No worker: the coordinator submits up to the window and waits.
+  const jobs = Array.from({ length: 40 }, (_, i) => ({ id: `win${i}`, argv: ['/bin/true'] }));
+  const windowed = coordinator(jobFile(d, jobs), 'win', d, ['--window', '5']);
+  await waitFor('the first jobs submitted', () => windowed.stderr.includes('no workers yet'));
+  await waitFor('five waiting', async () => (await leftInRedis('win')).waiting === 5);
+  const late = await worker('win', 'L');
+  try {
+    assert.is(await windowed.exit(), 0, windowed.stderr);
+    assert.equal(jsonLines(join(d, 'log')).filter((r) => r.id.startsWith('win')).length, 40);
+  } finally {
+    late.child.kill('SIGTERM');
+    await late.exit();
+  }
+});
+
 rtest(test, '--retries and --timeout mean what they mean locally: a job that fails once then succeeds is logged once with 2 attempts; a slow one ends ETIMEDOUT', async () => {
   const d = dir();
   const marker = join(d, 'once');
