@@ -50,7 +50,7 @@ export const QUEUE_USAGE = `  spawnpool run ... --queue URL --joblog FILE [--bat
       name defaults to the input file's name and a hash of its path.
     --key-file F              sign every job (HMAC-SHA256; or SPAWNPOOL_KEY)
     --window N                jobs submitted and not yet logged, at most (default 100000)
-    --max-output BYTES        stdout and stderr kept per job in its result (default 65536)
+    --max-output BYTES        stdout and stderr kept per job in its result (default 65536; past 16 MiB a stream the job ends EMAXBUFFER)
   spawnpool submit ... --queue URL [--batch NAME]   submit and exit; run --resume collects
   spawnpool worker --queue URL [--batch NAME] [-j N] [--lease 10s] [--grace 10s] [--name NAME]
                    [--key-file F] [--allow PATH ...] [--allow-file F] [--as-user NAME] [--max-lost N]

@@ -5,7 +5,6 @@ import { CommandError, SpawnPool } from '../main/index.js';
 import { jobCommand } from '../cli/jobs.js';
 import { outputFields } from '../cli/output.js';
 import type { AllowList } from './allow.js';
-import { keepFirst } from './capture.js';
 import { readJobData, type JobData } from './job-data.js';
 import { abortKey, checkBatchName, queueName, workersKey } from './names.js';
 import type { QueueConnection } from './queue-url.js';
@@ -57,6 +56,8 @@ export interface WorkerBeat {
 const DEFAULT_LEASE_MS = 10_000;
 const DEFAULT_MAX_LOST = 3;
 export const DEFAULT_MAX_OUTPUT = 64 * 1024;
+/** A job's stream is captured whole up to this (or maxOutput, if more), then cut to maxOutput for its result. */
+export const CAPTURE_LIMIT = 16 * 1024 * 1024;
 // spawnpool counts lost starts itself: BullMQ's stall failure ignores attempts.
 const NEVER_FAIL_STALLED = 1000;
 /** How soon running jobs end after a coordinator's halt or interrupt. */
@@ -263,31 +264,26 @@ export class DistributedWorker {
   }
 
   async #runOnce(data: JobData, program: string, signal: AbortSignal | undefined): Promise<Outcome> {
-    let cmd;
+    const capture = data.capture !== false;
+    const max = data.maxOutput ?? DEFAULT_MAX_OUTPUT;
     try {
       // Said outright, not left to the engine's default: a worker SIGKILLed
       // must leave no job running behind it (another worker runs it again).
-      cmd = jobCommand([program, ...data.argv.slice(1)], data).parentDeathSignal('SIGKILL');
-      if (this.opts.runAs !== undefined) cmd.uid(this.opts.runAs.uid).gid(this.opts.runAs.gid);
+      const base = jobCommand([program, ...data.argv.slice(1)], data).parentDeathSignal('SIGKILL');
+      if (this.opts.runAs !== undefined) base.uid(this.opts.runAs.uid).gid(this.opts.runAs.gid);
+      const options = { pool: this.pool, signal, timeoutMs: data.timeoutMs };
+      if (!capture) {
+        const r = await base.outputFd(1).errorFd(2).run(options);
+        return { ok: true, status: r.status, signal: null, code: null, durationMs: r.durationMs, pid: r.pid };
+      }
+      // Captured whole, then cut: captures take the engine's C fast path,
+      // where streams read in JS would not. Only past CAPTURE_LIMIT is a job
+      // ended for what it writes, as maxBuffer() ends it.
+      const r = await base.captureOutput({ encoding: 'buffer' }).captureError({ encoding: 'buffer' }).maxBuffer(Math.max(max, CAPTURE_LIMIT)).run(options);
+      return { ok: true, status: r.status, signal: null, code: null, durationMs: r.durationMs, pid: r.pid, ...firstBytes(r.stdout, r.stderr, max) };
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
-      return failure(err, {});
-    }
-    const capture = data.capture !== false;
-    const max = data.maxOutput ?? DEFAULT_MAX_OUTPUT;
-    if (capture) cmd.outputPipe().errorPipe();
-    else cmd.outputFd(1).errorFd(2);
-    let output: Record<string, unknown> = {};
-    try {
-      const running = await cmd.runAsync({ pool: this.pool, signal, timeoutMs: data.timeoutMs });
-      // Both read to their end before the wait: a failed run keeps its output too.
-      const kept = await Promise.allSettled([keepFirst(running.stdout, max), keepFirst(running.stderr, max)]);
-      if (capture) output = captured(kept);
-      const r = await running.wait();
-      return { ok: true, status: r.status, signal: null, code: null, durationMs: r.durationMs, pid: r.pid, ...output };
-    } catch (err) {
-      if (!(err instanceof CommandError)) throw err;
-      return failure(err, output);
+      return failure(err, capture ? firstBytes(asBytes(err.stdout), asBytes(err.stderr), max) : {});
     }
   }
 
@@ -309,13 +305,15 @@ function failure(err: CommandError, output: Record<string, unknown>): Outcome {
   };
 }
 
-/** The kept output as result fields, with what was cut off recorded. */
-function captured([out, err]: PromiseSettledResult<{ bytes: Buffer; total: number }>[]): Record<string, unknown> {
-  const o = out!.status === 'fulfilled' ? out!.value : { bytes: Buffer.alloc(0), total: 0 };
-  const e = err!.status === 'fulfilled' ? err!.value : { bytes: Buffer.alloc(0), total: 0 };
-  const truncated = {
-    ...(o.total > o.bytes.length ? { stdout: o.total } : {}),
-    ...(e.total > e.bytes.length ? { stderr: e.total } : {}),
+const asBytes = (v: string | Uint8Array | undefined): Uint8Array | undefined => (typeof v === 'string' ? Buffer.from(v) : v);
+
+/** The first `max` bytes of each stream as result fields, with what was cut off recorded. */
+function firstBytes(out: Uint8Array | undefined, err: Uint8Array | undefined, max: number): Record<string, unknown> {
+  const o = out ?? new Uint8Array(0);
+  const e = err ?? new Uint8Array(0);
+  const truncated = { ...(o.length > max ? { stdout: o.length } : {}), ...(e.length > max ? { stderr: e.length } : {}) };
+  return {
+    ...outputFields('stdout', o.subarray(0, max)), ...outputFields('stderr', e.subarray(0, max)),
+    ...(Object.keys(truncated).length > 0 ? { truncated } : {}),
   };
-  return { ...outputFields('stdout', o.bytes), ...outputFields('stderr', e.bytes), ...(Object.keys(truncated).length > 0 ? { truncated } : {}) };
 }
