@@ -61,18 +61,19 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
   let joblog: JobLog;
   let results: LineSink | undefined;
   try {
-    joblog = new JobLog(o.joblog!);
-    try {
-      results = o.results === undefined ? undefined : new LineSink(o.results, true);
-    } catch (err) {
-      joblog.close();
-      throw err;
-    }
+    ({ joblog, results } = openLogs(o));
   } catch (err) {
     await coord.close();
     throw err;
   }
-  await coord.resume();
+  try {
+    await coord.resume();
+  } catch (err) {
+    results?.close();
+    joblog.close();
+    await coord.close();
+    throw err;
+  }
 
   const tally = new Tally();
   const { counts } = tally;
@@ -339,6 +340,17 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
   for (const line of tally.failures.lines()) o.stderr.write(`  ${line}\n`);
   if (ioError !== undefined) say(ioError.message);
   return (stop === undefined ? undefined : STATUS[stop]) ?? tally.status();
+}
+
+/** The joblog and the results file, both or neither. */
+function openLogs(o: BatchOptions): { joblog: JobLog; results: LineSink | undefined } {
+  const joblog = new JobLog(o.joblog!);
+  try {
+    return { joblog, results: o.results === undefined ? undefined : new LineSink(o.results, true) };
+  } catch (err) {
+    joblog.close();
+    throw err;
+  }
 }
 
 /** A job as the queue gets it: the batch's limits beside the line's own fields. */
