@@ -8,7 +8,7 @@ import { commandFor, type Job, type JobCommand, type OutputMode } from './jobs.j
 import { JobLog, readJobLog, type JobRecord } from './joblog.js';
 import { Progress, type ProgressStyle } from './progress.js';
 import type { HaltPolicy } from './halt.js';
-import { GroupedOutput, outputFields } from './output.js';
+import { asBytes, GroupedOutput, outputFields } from './output.js';
 import { LineSink, OutputFileError } from './sink.js';
 import { Tally } from './tally.js';
 
@@ -66,7 +66,6 @@ const STATUS: Partial<Record<Stop, number>> = { SIGINT: 130, SIGTERM: 143, EPIPE
 const JOBS_PER_THREAD = 4;
 
 const EMPTY = new Uint8Array(0);
-const bytes = (v: string | Uint8Array | undefined) => (v === undefined ? undefined : typeof v === 'string' ? Buffer.from(v) : v);
 /** The lowest free slot number (from 1), as `{%}` counts them. */
 class Slots {
   readonly #free: number[] = [];
@@ -198,9 +197,9 @@ export async function runBatch(o: BatchOptions): Promise<number> {
 
   /** A line that is no job, or a job whose command cannot be built: failed, in the results, not in the joblog. */
   function badJob(index: number, line: number, id: string | null, reason: string): void {
-    tally.ended(index, id === null ? `line ${line}` : `job ${id}`, false, 'EBADLINE', reason);
-    say(`${id === null ? `line ${line}` : `job ${id}`}: ${reason}`);
-    writeResult({ id, line, code: 'EBADLINE', message: reason });
+    const bad = tally.badLine(index, line, id, reason);
+    say(bad.say);
+    writeResult(bad.result);
     output.dropped(index);
     checkHalt();
   }
@@ -239,9 +238,9 @@ export async function runBatch(o: BatchOptions): Promise<number> {
       id: job.id, line: job.line, ...(job.args === undefined ? {} : { args: job.args }), argv, status: last.status, signal: last.signal,
       code: last.code, durationMs, attempts: record.attempts,
       ...(last.message === undefined ? {} : { message: last.message }),
-      ...(o.capture ? { ...outputFields('stdout', bytes(last.stdout) ?? EMPTY), ...outputFields('stderr', bytes(last.stderr) ?? EMPTY) } : {}),
+      ...(o.capture ? { ...outputFields('stdout', asBytes(last.stdout) ?? EMPTY), ...outputFields('stderr', asBytes(last.stderr) ?? EMPTY) } : {}),
     });
-    output.ended(index, job.args === undefined ? job.id : job.args.join(' '), bytes(last.stdout), bytes(last.stderr));
+    output.ended(index, job.args === undefined ? job.id : job.args.join(' '), asBytes(last.stdout), asBytes(last.stderr));
     checkHalt();
   }
 
@@ -301,8 +300,9 @@ export async function runBatch(o: BatchOptions): Promise<number> {
   if (stop !== 'EPIPE') {
     const seconds = (performance.now() - started) / 1000;
     const ended = stop === 'SIGINT' || stop === 'SIGTERM' ? ', interrupted' : stop === 'halt' || stop === 'halt-now' ? ', halted' : '';
-    say(tally.summary(seconds, '', ended));
-    for (const line of tally.failures.lines()) o.stderr.write(`  ${line}\n`);
+    const [line, ...failed] = tally.summary(seconds, '', ended);
+    say(line!);
+    for (const f of failed) o.stderr.write(`${f}\n`);
     if (ioError !== undefined) say(ioError.message);
   }
   const status = stop === undefined ? undefined : STATUS[stop];

@@ -80,6 +80,9 @@ export class GroupedOutput {
   }
 }
 
+/** Captured output as bytes, whichever encoding it was captured in. */
+export const asBytes = (v: string | Uint8Array | undefined): Uint8Array | undefined => (typeof v === 'string' ? Buffer.from(v) : v);
+
 const strict = new TextDecoder('utf-8', { fatal: true });
 
 /** Output in a JSON record: text when it is UTF-8, else base64 with a flag beside. */

@@ -143,9 +143,9 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
   }
 
   function badJob(index: number, line: number, id: string | null, reason: string): void {
-    tally.ended(index, id === null ? `line ${line}` : `job ${id}`, false, 'EBADLINE', reason);
-    say(`${id === null ? `line ${line}` : `job ${id}`}: ${reason}`);
-    writeResult({ id, line, code: 'EBADLINE', message: reason });
+    const bad = tally.badLine(index, line, id, reason);
+    say(bad.say);
+    writeResult(bad.result);
     output.dropped(index);
     checkHalt();
   }
@@ -335,9 +335,10 @@ export async function runQueued(o: BatchOptions, q: QueueOptions): Promise<numbe
 
   const seconds = (performance.now() - started) / 1000;
   const ended = stop === 'SIGINT' || stop === 'SIGTERM' ? ', interrupted' : stop === 'halt' || stop === 'halt-now' ? ', halted' : stop === 'queue' ? ', stopped' : '';
-  say(tally.summary(seconds, reran ? `, ${reran} results of jobs run more than once (logged once)` : '', ended));
+  const [line, ...failed] = tally.summary(seconds, reran ? `, ${reran} results of jobs run more than once (logged once)` : '', ended);
+  say(line!);
   if (stop !== undefined && queued.size > 0) say(`${queued.size} jobs not finished: spawnpool run --resume runs them`);
-  for (const line of tally.failures.lines()) o.stderr.write(`  ${line}\n`);
+  for (const f of failed) o.stderr.write(`${f}\n`);
   if (ioError !== undefined) say(ioError.message);
   return (stop === undefined ? undefined : STATUS[stop]) ?? tally.status();
 }

@@ -29,6 +29,13 @@ export class Tally {
     this.failures.add(index, what, code ?? 'EFAILED', message ?? '');
   }
 
+  /** A line that is no job, or a job whose command cannot be built: failed; what to say of it and write to the results. */
+  badLine(index: number, line: number, id: string | null, reason: string): { readonly say: string; readonly result: Record<string, unknown> } {
+    const what = id === null ? `line ${line}` : `job ${id}`;
+    this.ended(index, what, false, 'EBADLINE', reason);
+    return { say: `${what}: ${reason}`, result: { id, line, code: 'EBADLINE', message: reason } };
+  }
+
   /** When the policy is met: what to say (`then`: what happens to the running jobs). */
   haltMessage(halt: HaltPolicy | undefined, total: number | undefined, then: string): string | undefined {
     const { done, failed } = this.counts;
@@ -37,10 +44,14 @@ export class Tally {
     return `--halt ${halt.text}: ${what}; no new jobs${halt.when === 'now' ? then : ''}`;
   }
 
-  summary(seconds: number, extra: string, ended: string): string {
+  /** The summary line, then the failures listed, each line for `write`. */
+  summary(seconds: number, extra: string, ended: string): string[] {
     const { done, failed, skipped } = this.counts;
-    return `${done} jobs: ${done - failed} ok, ${failed} failed${skipped ? `, ${skipped} skipped (logged as finished)` : ''}${extra}` +
-      ` in ${seconds.toFixed(2)} s (${(done / Math.max(seconds, 1e-9)).toFixed(1)}/s)${ended}`;
+    return [
+      `${done} jobs: ${done - failed} ok, ${failed} failed${skipped ? `, ${skipped} skipped (logged as finished)` : ''}${extra}` +
+        ` in ${seconds.toFixed(2)} s (${(done / Math.max(seconds, 1e-9)).toFixed(1)}/s)${ended}`,
+      ...this.failures.lines().map((line) => `  ${line}`),
+    ];
   }
 
   /** 0 when every job succeeded, skipped ones included; else 1. */

@@ -3,7 +3,7 @@ import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CommandError, SpawnPool } from '../main/index.js';
 import { jobCommand } from '../cli/jobs.js';
-import { outputFields } from '../cli/output.js';
+import { asBytes, outputFields } from '../cli/output.js';
 import type { AllowList } from './allow.js';
 import { readJobData, type JobData } from './job-data.js';
 import { abortKey, checkBatchName, queueName, workersKey } from './names.js';
@@ -304,8 +304,6 @@ function failure(err: CommandError, output: Record<string, unknown>): Outcome {
     durationMs: err.durationMs ?? 0, pid: err.pid ?? null, ...output,
   };
 }
-
-const asBytes = (v: string | Uint8Array | undefined): Uint8Array | undefined => (typeof v === 'string' ? Buffer.from(v) : v);
 
 /** The first `max` bytes of each stream as result fields, with what was cut off recorded. */
 function firstBytes(out: Uint8Array | undefined, err: Uint8Array | undefined, max: number): Record<string, unknown> {
