@@ -376,10 +376,24 @@ export function threadCpu(before, after) {
  * (LoopDelay); its two 1 ms timers cost the main thread tens of ms of CPU a
  * second on a slow guest, so a window that measures CPU leaves it off.
  */
+/**
+ * The main thread's voluntary context switches so far: each one a sleep in
+ * epoll_wait (or on a lock) and a wake-up, which on a guest costs more than
+ * the work it wakes for.
+ */
+export function mainWakeups() {
+  try {
+    return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8'))[1]);
+  } catch {
+    return NaN;
+  }
+}
+
 export async function measured(fn, { delay = true } = {}) {
   const monitor = delay ? new LoopDelay() : undefined;
   monitor?.start();
   const elu0 = performance.eventLoopUtilization();
+  const wakeups0 = mainWakeups();
   const threads0 = threadTimes();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -387,9 +401,11 @@ export async function measured(fn, { delay = true } = {}) {
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const threads = threadCpu(threads0, threadTimes());
+  const wakeups = mainWakeups() - wakeups0;
   const elu = performance.eventLoopUtilization(elu0);
   return {
     value,
+    wakeups,
     seconds,
     delay: monitor?.stop(),
     elu: elu.utilization,

@@ -138,6 +138,7 @@ function perSpawn(m, done, hostCpuSeconds, childCpuSeconds) {
     childCpuMsPerSpawn: (childCpuSeconds * 1000) / done,
     // This process's threads (for the C loop: the idle host beside it).
     mainUs: (t.main * 1e6) / done,
+    mainWakeups: m.wakeups / done,
     libraryUs: (t.library * 1e6) / done,
     nodeUs: (t.node * 1e6) / done,
     unaccountedUs: ((m.cpuSeconds - perThread) * 1e6) / done,
@@ -278,6 +279,7 @@ for (const heap of heaps) {
         fmt(r.cpuMsPerSpawn, 3),
         c ? fmt(r.cpuMsPerSpawn / c.cpuMsPerSpawn, 2) : '—',
         fmt(r.mainUs, 1),
+        isC ? '—' : fmt(r.mainWakeups, 3),
         isC ? '—' : `${fmt(r.libraryUs, 0)} (${r.libraryThreads})`,
         fmt(r.nodeUs, 1),
         fmt(r.childCpuMsPerSpawn, 3),
@@ -297,10 +299,11 @@ for (const heap of heaps) {
 }
 const md = [];
 md.push('Measured storm (after one warm-up storm; no loop-delay monitor). Host CPU: process.cpuUsage(), all threads ' +
-  '(for the C loop: its own getrusage); per thread: /proc/self/task/*/schedstat, µs per command. For the C loop row ' +
+  '(for the C loop: its own getrusage); per thread: /proc/self/task/*/schedstat, µs per command; main wake-ups: the ' +
+  "main thread's voluntary context switches (/proc/self/task/PID/status) per command. For the C loop row " +
   'the thread columns are this host process, idle beside it.', '');
 md.push(table(
-  ['contender', 'n', 'spawns/s', '× C loop', 'host CPU ms/spawn', '× C loop', 'main thread µs/cmd', 'spawnpool threads µs/cmd (threads)',
+  ['contender', 'n', 'spawns/s', '× C loop', 'host CPU ms/spawn', '× C loop', 'main thread µs/cmd', 'main wake-ups/cmd', 'spawnpool threads µs/cmd (threads)',
     "Node's threads µs/cmd", 'child CPU ms/spawn', 'ELU'],
   cpuRows,
 ));

@@ -6,9 +6,10 @@
  * nothing of the parent's but the failure it reports. Each step returns 0
  * or an errno; the first failure is written into the plan with its step,
  * and the child _exit(127)s. In this order:
- *   1. reset_signal_handlers  every disposition to SIG_DFL: no parent handler
- *                             may run on this stack, and a SIG_IGN (SIGPIPE,
- *                             in Node) would survive the exec
+ *   1. reset_signal_handlers  every disposition to SIG_DFL, SIGCHLD's first
+ *                             (the only one the parent leaves unblocked): no
+ *                             parent handler may run on this stack, and a
+ *                             SIG_IGN (SIGPIPE, in Node) would survive exec
  *   2. unblock_signals        empty mask (the parent blocked everything)
  *   3. start_session          setsid() or setpgid(0, 0), when asked
  *   4. run_fd_plan            the parent's list, in order: copy sources out
@@ -50,8 +51,10 @@ static int reset_signal_handlers(void) {
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
+  /* First: the parent does not block it across the clone (spawn.c). */
+  if (sigaction(SIGCHLD, &dfl, NULL) != 0) return errno;
   for (int sig = 1; sig < NSIG; sig++) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    if (sig == SIGKILL || sig == SIGSTOP || sig == SIGCHLD) continue;
     /* glibc refuses the two real-time signals it keeps for itself (EINVAL).
        They are only ever sent to threads glibc knows, which this child is
        not, and exec resets their handlers. */

@@ -567,10 +567,18 @@ static int start_child(napi_env env, struct thread_state *st, struct child_plan 
   p->failed_errno = 0;
 
   /* Blocked until the child has reset every handler: a handler of this
-     process running in the child would run in our memory, on its stack. */
+     process running in the child would run in our memory, on its stack.
+     All but SIGCHLD, which keeps this thread's own state: the children of
+     this thread exit while it sleeps here, and the kernel drops a SIGCHLD
+     left at SIG_DFL only if the thread it is aimed at (the parent) does
+     not block it. Blocked, it is queued to the process and wakes a thread
+     that will take it, the main thread, to drop it there: two in three
+     wake-ups of the main loop in a storm were that. The child resets
+     SIGCHLD's handler first (child.c): nothing else sends it one. */
   sigset_t all, old;
   sigfillset(&all);
-  int rc = pthread_sigmask(SIG_SETMASK, &all, &old);
+  sigdelset(&all, SIGCHLD);
+  int rc = pthread_sigmask(SIG_BLOCK, &all, &old);
   if (rc != 0) return throw_errno(env, rc, "pthread_sigmask");
   *pidfd = -1;
   *pid = clone(child_main, stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, p, pidfd);
