@@ -10,7 +10,7 @@ import {
   NULL_WIRING,
   SPEC_DEFAULTS,
   sharedIfDefault,
-  type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SendBuffer, type SessionMode,
+  type ProcessAttributes, type CommandSpec, type InputWiring, type OutputEncoding, type OutputWiring, type PassedFd, type SendBuffer, type SessionMode,
 } from '../shared/spec.js';
 import {
   checkByteCount, checkEnvName, checkEnvValue, checkFd, checkId, checkLimit, checkPath, toArg, toBytes, type ArgValue,
@@ -39,6 +39,15 @@ const ENCODINGS = new Set<string>(['buffer', 'utf8', 'utf-8', 'utf16le', 'utf-16
 /** @internal how run.ts reads a command without widening the public surface. */
 export const toSpec = Symbol('spawnpool.toSpec');
 
+/** The attributes as setters leave them; allowCap() collects a set. */
+type AttributeDraft = { -readonly [K in Exclude<keyof ProcessAttributes, 'allowedCaps'>]: ProcessAttributes[K] } & {
+  allowedCaps: Set<number> | undefined;
+};
+
+function attributesOf(draft: AttributeDraft): ProcessAttributes {
+  return sharedIfDefault({ ...draft, allowedCaps: draft.allowedCaps ? [...draft.allowedCaps] : NO_ATTRIBUTES.allowedCaps });
+}
+
 /**
  * A command to run, built step by step like libvirt's virCommand. Every
  * setter validates at once (CommandError EINVAL) and returns `this`; the
@@ -57,22 +66,15 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
   #rawStatus = false;
   #maxBuffer = DEFAULT_MAX_BUFFER;
   #nonblocking = false;
-  #sendBuffers: SendBuffer[] = [];
+  /** Made on first use, as the fds': most commands send none. */
+  #sendBuffers: SendBuffer[] | undefined;
   #session: SessionMode = 'inherit';
-  #umask: number | undefined;
-  #maxProcesses: number | undefined;
-  #maxFiles: number | undefined;
-  #maxMemLock: number | undefined;
-  #maxCoreSize: number | undefined;
-  #uid: number | undefined;
-  #gid: number | undefined;
-  #clearCaps = false;
-  #allowedCaps: Set<number> | undefined;
-  #noNewPrivileges = false;
-  #parentDeathSignal: number | undefined;
-  #daemonize = false;
-  #pidFile: string | undefined;
-  #handshake = false;
+  /**
+   * The process attributes, made on the first setter: most commands set
+   * none, and fourteen fields more per command cost every run() a larger
+   * object to build, interpret and optimise.
+   */
+  #attrs: AttributeDraft | undefined;
 
   constructor(binary: string, ...args: ArgValue[]) {
     this.#binary = checkPath('new Command()', 'binary', binary, String(binary));
@@ -191,9 +193,13 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
 
   // ---- process attributes ----------------------------------------------
 
+  #draft(): AttributeDraft {
+    return (this.#attrs ??= { ...NO_ATTRIBUTES, allowedCaps: undefined });
+  }
+
   cwd(dir: string): this {
     const checked = checkPath('cwd()', 'directory', dir, this.#binary);
-    if (this.#daemonize) throw invalidArgument('cwd()', 'a daemon always runs in /', this.#binary);
+    if (this.#attrs?.daemonize) throw invalidArgument('cwd()', 'a daemon always runs in /', this.#binary);
     this.#cwd = checked;
     return this;
   }
@@ -206,22 +212,22 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
     if (this.#cwd !== undefined) throw invalidArgument('daemonize()', 'a daemon always runs in /: drop cwd()', this.#binary);
     const buffer = this.#bufferMethod();
     if (buffer) throw invalidArgument('daemonize()', `a daemon cannot use ${buffer}`, this.#binary);
-    if (this.#parentDeathSignal !== undefined) {
+    if (this.#attrs?.parentDeathSignal !== undefined) {
       throw invalidArgument('daemonize()', 'a daemon outlives its spawner: drop parentDeathSignal()', this.#binary);
     }
-    this.#daemonize = true;
+    this.#draft().daemonize = true;
     return this;
   }
 
   /** Needs daemonize(): the daemon writes its pid there, holding a write lock, before run() resolves. */
   pidFile(path: string): this {
-    this.#pidFile = checkPath('pidFile()', 'path', path, this.#binary);
+    this.#draft().pidFile = checkPath('pidFile()', 'path', path, this.#binary);
     return this;
   }
 
   /** Drop every capability (effective, permitted, inheritable, bounding) but those allowCap() names. */
   clearCaps(): this {
-    this.#clearCaps = true;
+    this.#draft().clearCaps = true;
     return this;
   }
 
@@ -236,54 +242,54 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
     } else {
       throw invalidArgument('allowCap()', `capability must be a name such as 'CAP_NET_ADMIN' or a number from 0 to 63, got ${String(cap)}`, this.#binary);
     }
-    (this.#allowedCaps ??= new Set()).add(num);
+    (this.#draft().allowedCaps ??= new Set()).add(num);
     return this;
   }
 
   /** setreuid; with clearCaps()/allowCap() the allowed caps survive as ambient. */
   uid(n: number): this {
-    this.#uid = checkId('uid()', n, this.#binary);
+    this.#draft().uid = checkId('uid()', n, this.#binary);
     return this;
   }
 
   /** setregid, and setgroups with the supplementary groups of the uid() user (or just this gid). */
   gid(n: number): this {
-    this.#gid = checkId('gid()', n, this.#binary);
+    this.#draft().gid = checkId('gid()', n, this.#binary);
     return this;
   }
 
   umask(mask: number): this {
-    this.#umask = checkLimit('umask()', mask, this.#binary, 0o777);
+    this.#draft().umask = checkLimit('umask()', mask, this.#binary, 0o777);
     return this;
   }
 
   /** RLIMIT_NPROC, soft = hard. */
   maxProcesses(n: number): this {
-    this.#maxProcesses = checkLimit('maxProcesses()', n, this.#binary);
+    this.#draft().maxProcesses = checkLimit('maxProcesses()', n, this.#binary);
     return this;
   }
 
   /** RLIMIT_NOFILE, soft = hard. */
   maxFiles(n: number): this {
-    this.#maxFiles = checkLimit('maxFiles()', n, this.#binary);
+    this.#draft().maxFiles = checkLimit('maxFiles()', n, this.#binary);
     return this;
   }
 
   /** RLIMIT_MEMLOCK in bytes, soft = hard. */
   maxMemLock(bytes: number): this {
-    this.#maxMemLock = checkLimit('maxMemLock()', bytes, this.#binary);
+    this.#draft().maxMemLock = checkLimit('maxMemLock()', bytes, this.#binary);
     return this;
   }
 
   /** RLIMIT_CORE in bytes, soft = hard. */
   maxCoreSize(bytes: number): this {
-    this.#maxCoreSize = checkLimit('maxCoreSize()', bytes, this.#binary);
+    this.#draft().maxCoreSize = checkLimit('maxCoreSize()', bytes, this.#binary);
     return this;
   }
 
   /** PR_SET_NO_NEW_PRIVS: exec can never grant more privileges (setuid bits, file caps). */
   noNewPrivileges(): this {
-    this.#noNewPrivileges = true;
+    this.#draft().noNewPrivileges = true;
     return this;
   }
 
@@ -291,14 +297,14 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
   parentDeathSignal(sig: NodeJS.Signals | number): this {
     const num = signalNumber(sig);
     if (num === undefined || num === 0) throw invalidArgument('parentDeathSignal()', `unknown signal ${String(sig)}`, this.#binary);
-    if (this.#daemonize) throw invalidArgument('parentDeathSignal()', 'a daemon outlives its spawner', this.#binary);
-    this.#parentDeathSignal = num;
+    if (this.#attrs?.daemonize) throw invalidArgument('parentDeathSignal()', 'a daemon outlives its spawner', this.#binary);
+    this.#draft().parentDeathSignal = num;
     return this;
   }
 
   /** runAsync() only: the child stops just before exec until `handle.handshakeNotify()`. */
   requireHandshake(): this {
-    this.#handshake = true;
+    this.#draft().handshake = true;
     return this;
   }
 
@@ -316,7 +322,7 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
   /** The child gets `fd` at the same number. */
   passFd(fd: number, opts: PassFdOptions = {}): this {
     checkFd('passFd()', fd, this.#binary, 3);
-    if (this.#sendBuffers.some((b) => b.fd === fd)) {
+    if (this.#sendBuffers?.some((b) => b.fd === fd)) {
       throw invalidArgument('passFd()', `the child's fd ${fd} is already a sendBuffer() pipe: pass fds before sending buffers`, this.#binary);
     }
     const closeParent = Boolean(opts.closeParent) || Boolean(this.#passFds?.get(fd)?.closeParent);
@@ -335,8 +341,8 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
   sendBuffer(data: string | Uint8Array): number {
     const bytes = toBytes('sendBuffer()', data, this.#binary);
     let fd = 3;
-    while (this.#passFds?.has(fd) || this.#sendBuffers.some((b) => b.fd === fd)) fd++;
-    this.#sendBuffers.push({ fd, data: bytes });
+    while (this.#passFds?.has(fd) || this.#sendBuffers?.some((b) => b.fd === fd)) fd++;
+    (this.#sendBuffers ??= []).push({ fd, data: bytes });
     return fd;
   }
 
@@ -438,7 +444,7 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
   }
 
   #setInput(method: string, wiring: InputWiring): this {
-    if (this.#daemonize && wiring.kind === 'buffer') throw invalidArgument(method, 'a daemon cannot use buffers', this.#binary);
+    if (this.#attrs?.daemonize && wiring.kind === 'buffer') throw invalidArgument(method, 'a daemon cannot use buffers', this.#binary);
     if (this.#stdin.kind !== 'null' && this.#stdin.kind !== wiring.kind) {
       throw invalidArgument(method, `stdin is already wired as ${this.#stdin.kind}`, this.#binary);
     }
@@ -454,7 +460,7 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
   }
 
   #setOutput(method: string, stream: 'stdout' | 'stderr', wiring: OutputWiring): this {
-    if (this.#daemonize && (wiring.kind === 'capture' || wiring.kind === 'combined')) {
+    if (this.#attrs?.daemonize && (wiring.kind === 'capture' || wiring.kind === 'combined')) {
       throw invalidArgument(method, 'a daemon cannot use buffers', this.#binary);
     }
     this.#checkOutput(method, stream, wiring);
@@ -504,27 +510,12 @@ export class Command<Out extends AnyCapture = undefined, Err extends AnyCapture 
       stdout: this.#stdout,
       stderr: this.#stderr,
       passFds: this.#passFds ? [...this.#passFds.values()] : SPEC_DEFAULTS.passFds,
-      sendBuffers: this.#sendBuffers.length > 0 ? [...this.#sendBuffers] : SPEC_DEFAULTS.sendBuffers,
+      sendBuffers: this.#sendBuffers ? [...this.#sendBuffers] : SPEC_DEFAULTS.sendBuffers,
       rawStatus: this.#rawStatus,
       maxBuffer: this.#maxBuffer,
       nonblockingFds: this.#nonblocking,
       session: this.#session,
-      attrs: sharedIfDefault({
-        umask: this.#umask,
-        maxProcesses: this.#maxProcesses,
-        maxFiles: this.#maxFiles,
-        maxMemLock: this.#maxMemLock,
-        maxCoreSize: this.#maxCoreSize,
-        uid: this.#uid,
-        gid: this.#gid,
-        clearCaps: this.#clearCaps,
-        allowedCaps: this.#allowedCaps ? [...this.#allowedCaps] : NO_ATTRIBUTES.allowedCaps,
-        noNewPrivileges: this.#noNewPrivileges,
-        parentDeathSignal: this.#parentDeathSignal,
-        daemonize: this.#daemonize,
-        pidFile: this.#pidFile,
-        handshake: this.#handshake,
-      }),
+      attrs: this.#attrs === undefined ? NO_ATTRIBUTES : attributesOf(this.#attrs),
     };
   }
 }
