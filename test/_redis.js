@@ -27,8 +27,8 @@ export function redisTest(test, name, fn) {
   return test.skip(name, fn);
 }
 
-/** Starts a server; resolves once it answers PING on its socket. */
-export async function startRedis(extraArgs = []) {
+/** Starts a server; resolves once it answers PING on its socket (as `auth`'s user, when the server wants one). */
+export async function startRedis(extraArgs = [], auth = {}) {
   const dir = mkdtempSync(join(tmpBase, 'redis-'));
   const socket = join(dir, 'redis.sock');
   const child = spawn(REDIS_SERVER, [
@@ -42,7 +42,7 @@ export async function startRedis(extraArgs = []) {
   const { Redis } = await import('ioredis');
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`redis-server exited ${child.exitCode}: ${log}`);
-    const probe = new Redis({ path: socket, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    const probe = new Redis({ path: socket, ...auth, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
     probe.on('error', () => undefined);
     try {
       await probe.connect();
