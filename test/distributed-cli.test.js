@@ -36,8 +36,8 @@ if (ONCE) {
 }
 
 /** A CLI process, its stderr kept, its exit awaited (bounded: a hang fails the test, it does not stall the suite). */
-function proc(args, { cwd } = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+function proc(args, { cwd, env } = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: env && { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   spawned.add(child);
   const p = { child, stdout: '', stderr: '', code: undefined };
   child.stdout.on('data', (d) => (p.stdout += d));
@@ -497,33 +497,24 @@ rtest(test, 'a Redis with ACL users: user:password in the URL or in SPAWNPOOL_QU
   const locked = await startRedis(['--user', 'default', 'off', '--user', 'alice', 'on', `>${secret}`, '~*', '&*', '+@all'],
     { username: 'alice', password: secret });
   const url = `unix://alice:${encodeURIComponent(secret)}@localhost${locked.socket}`;
-  const procIn = (args, env) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    spawned.add(child);
-    const p = { child, stdout: '', stderr: '' };
-    child.stdout.on('data', (d) => (p.stdout += d));
-    child.stderr.on('data', (d) => (p.stderr += d));
-    p.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
-    return p;
-  };
   try {
     const d = dir();
     const jobs = Array.from({ length: 20 }, (_, i) => ({ id: `a${i}`, argv: ['/bin/sh', '-c', `exit ${i % 2}`] }));
     const file = jobFile(d, jobs);
     // The worker's URL on its command line; the coordinator's in the environment only.
-    const w = procIn(['worker', '--queue', url, '--batch', 'acl', '--lease', LEASE, '--name', 'acl-w']);
-    await waitFor('the worker to start', () => w.stderr.includes('running batch') || w.child.exitCode !== null);
-    const run = procIn(['run', file, '--batch', 'acl', '--joblog', join(d, 'log')], { SPAWNPOOL_QUEUE: url });
-    assert.is(await run.exited, 1, run.stderr);   // half the jobs exit 1
+    const w = proc(['worker', '--queue', url, '--batch', 'acl', '--lease', LEASE, '--name', 'acl-w']);
+    await waitFor('the worker to start', () => w.stderr.includes('running batch') || w.code !== undefined);
+    const run = proc(['run', file, '--batch', 'acl', '--joblog', join(d, 'log')], { env: { SPAWNPOOL_QUEUE: url } });
+    assert.is(await run.exit(), 1, run.stderr);   // half the jobs exit 1
     const logged = jsonLines(join(d, 'log'));
     assert.equal(logged.map((r) => r.id).sort(), jobs.map((j) => j.id).sort());
     assert.equal(logged.filter((r) => r.ok).length, 10);
     w.child.kill('SIGTERM');
-    assert.is(await w.exited, 130);
+    assert.is(await w.exit(), 130);
     // A wrong password: refused (exit 4), and neither password shows.
     const wrong = `unix://alice:not-${secret}@localhost${locked.socket}`;
-    const bad = procIn(['run', file, '--queue', wrong, '--batch', 'acl2', '--joblog', join(d, 'log2')]);
-    assert.is(await bad.exited, 4, bad.stderr);
+    const bad = proc(['run', file, '--queue', wrong, '--batch', 'acl2', '--joblog', join(d, 'log2')]);
+    assert.is(await bad.exit(), 4, bad.stderr);
     assert.match(bad.stderr, /WRONGPASS|invalid username-password/i);
     for (const p of [w, run, bad]) {
       assert.not.match(p.stdout + p.stderr, secret, 'a password was printed');
